@@ -1,0 +1,549 @@
+"""Config files -> one validated :class:`ExperimentConfig`.
+
+Two formats are read by the same code:
+
+* a single-experiment file: an rl-baselines3-zoo entry plus ``env``, ``algo`` and
+  optionally ``seed``;
+* an rl-baselines3-zoo hyperparameter file, unchanged: sections keyed by env id,
+  with ``atari`` and ``default`` fallbacks; the env comes from ``--env`` and the
+  algorithm from ``--algo`` or the file name (``ppo.yml``).
+
+YAML is read with the safe loader only, and the zoo's Python-looking strings go
+through :func:`rltool.literal.parse_literal`. Nothing here imports torch or SB3.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rltool.algos.registry import ALGOS, SCHEDULE_KEYS
+from rltool.errors import ConfigError
+from rltool.literal import Symbol, contains_symbol, parse_literal, symbol, to_source
+from rltool.schedules import is_schedule_string
+
+# Keys that rltool (like the zoo) handles itself instead of passing to the algorithm.
+SPECIAL_KEYS = (
+    "env", "algo", "seed", "n_timesteps", "n_envs", "policy", "normalize", "frame_stack", "env_kwargs",
+    "env_wrapper", "vec_env_wrapper", "monitor_kwargs", "callback", "noise_type", "noise_std",
+    "env_packages", "vec_env",
+)  # fmt: skip
+_INT_KEYS = frozenset(
+    "n_steps batch_size n_epochs buffer_size learning_starts target_update_interval sde_sample_freq n_delta "
+    "n_top n_eval_episodes policy_delay top_quantiles_to_drop_per_net cg_max_steps line_search_max_iter "
+    "n_critic_updates sub_sampling_factor stats_window_size gradient_steps verbose".split()
+)
+_POSITIVE_INT_KEYS = frozenset("n_steps batch_size n_epochs buffer_size n_delta n_top".split())
+_FLOAT_KEYS = frozenset(
+    "gamma gae_lambda vf_coef max_grad_norm tau exploration_fraction exploration_initial_eps "
+    "exploration_final_eps target_policy_noise target_noise_clip rms_prop_eps cg_damping "
+    "line_search_shrinking_factor alive_bonus_offset".split()
+)
+_BOOL_KEYS = frozenset(
+    "use_sde normalize_advantage use_rms_prop optimize_memory_usage use_sde_at_warmup zero_policy".split()
+)
+_DICT_KEYS = frozenset("policy_kwargs replay_buffer_kwargs rollout_buffer_kwargs".split())
+_CLASS_KEYS = frozenset("replay_buffer_class rollout_buffer_class".split())
+_CLASS_VALUED = frozenset("activation_fn optimizer_class features_extractor_class".split())
+_NORMALIZE_KEYS = ("norm_obs", "norm_reward", "clip_obs", "clip_reward", "gamma", "epsilon", "norm_obs_keys")
+NOISE_TYPES = ("normal", "ornstein-uhlenbeck")
+VEC_ENV_KINDS = ("dummy", "subproc")
+
+
+@dataclass(frozen=True)
+class WrapperSpec:
+    """A wrapper or callback named in a config: an importable dotted path and its keyword arguments."""
+
+    path: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything one training run needs, validated. Build it with :func:`load_config`."""
+
+    env: str
+    algo: str
+    n_timesteps: int
+    policy: str
+    seed: int | None = None
+    n_envs: int = 1
+    normalize: bool | dict[str, Any] = False
+    frame_stack: int | None = None
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    env_wrapper: tuple[WrapperSpec, ...] = ()
+    vec_env_wrapper: tuple[WrapperSpec, ...] = ()
+    callback: tuple[WrapperSpec, ...] = ()
+    monitor_kwargs: dict[str, Any] = field(default_factory=dict)
+    noise_type: str | None = None
+    noise_std: float | list[float] | None = None
+    env_packages: tuple[str, ...] = ()
+    vec_env: str = "dummy"
+    #: keywords passed to the algorithm's constructor, with schedule strings and symbols unresolved
+    algo_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: the file this config came from (for messages and train.json)
+    source: str = "<config>"
+
+    @property
+    def normalize_kwargs(self) -> dict[str, Any] | None:
+        """:return: keyword arguments for VecNormalize, or None when normalization is off."""
+        if self.normalize is False:
+            return None
+        return {} if self.normalize is True else dict(self.normalize)
+
+    @property
+    def run_name(self) -> str:
+        """:return: the folder name of this config's runs, e.g. ``ppo-LunarLander-v3``."""
+        return f"{self.algo}-{self.env.replace('/', '_').replace(':', '_')}"
+
+
+# ---------------------------------------------------------------------------
+# Reading YAML
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader; a separate class so nothing we add leaks into yaml.SafeLoader."""
+
+
+def read_yaml(path: Path) -> tuple[Any, dict[tuple[str, ...], int]]:
+    """Read a YAML file with the safe loader.
+
+    :param path: the file.
+    :return: the data and a map from key path (``("CartPole-v1", "n_steps")``) to 1-based line.
+    """
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, expected a YAML config file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read ({error})") from None
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        place = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}{place}: YAML syntax error: {error.problem}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: YAML error: {error}") from None
+    return data, _key_lines(node)
+
+
+def _key_lines(node: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
+    lines: dict[tuple[str, ...], int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                key = (*prefix, str(key_node.value))
+                lines[key] = key_node.start_mark.line + 1
+                if len(prefix) < 1:
+                    lines.update(_key_lines(value_node, key))
+    return lines
+
+
+# ---------------------------------------------------------------------------
+# Selecting the experiment
+
+
+def _is_atari(env_id: str) -> bool:
+    return "NoFrameskip" in env_id or env_id.startswith("ALE/")
+
+
+def _did_you_mean(word: str, options: list[str] | tuple[str, ...] | set[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(options), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _select_experiment(
+    data: Any, path: Path, lines: dict[tuple[str, ...], int], env: str | None, algo: str | None
+) -> tuple[dict[str, Any], tuple[str, ...], str, str]:
+    """:return: hyperparameters, the key prefix for line numbers, env id and algo name."""
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty; expected a mapping of hyperparameters")
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
+        raise ConfigError(f"{path}: the top level is {kind}; expected a mapping such as 'env: CartPole-v1'")
+    if "env" in data or "algo" in data:  # a single-experiment file
+        hyperparams = dict(data)
+        env_id = env or hyperparams.get("env")
+        algo_name = algo or hyperparams.get("algo")
+        if env_id is None:
+            raise ConfigError(f"{path}: missing key 'env' (for example 'env: CartPole-v1')")
+        if algo_name is None:
+            raise ConfigError(f"{path}: missing key 'algo' (for example 'algo: ppo')")
+        return hyperparams, (), str(env_id), str(algo_name)
+    # an rl-baselines3-zoo file keyed by env id
+    if env is None:
+        sections = ", ".join(list(data)[:5])
+        raise ConfigError(
+            f"{path}: this is a hyperparameter file keyed by env id ({sections}, ...); pass --env, "
+            f"for example --env {next(iter(data), 'CartPole-v1')}"
+        )
+    algo_name = algo or path.stem
+    if env in data:
+        section = env
+    elif _is_atari(env) and "atari" in data:
+        section = "atari"
+    elif "default" in data:
+        section = "default"
+    else:
+        raise ConfigError(
+            f"{path}: no hyperparameters for env '{env}' and no 'default' section{_did_you_mean(env, set(data))}"
+        )
+    hyperparams = data[section]
+    if not isinstance(hyperparams, dict):
+        line = lines.get((section,))
+        raise ConfigError(f"{path}:{line}: section '{section}' must be a mapping of hyperparameters")
+    return dict(hyperparams), (section,), env, algo_name
+
+
+# ---------------------------------------------------------------------------
+# Validating values
+
+
+class _Checker:
+    """Validates one experiment's values; knows the file and lines for messages."""
+
+    def __init__(self, path: Path | str, lines: dict[tuple[str, ...], int], prefix: tuple[str, ...]):
+        self.path = path
+        self.lines = lines
+        self.prefix = prefix
+        self.override_keys: set[str] = set()
+
+    def where(self, key: str) -> str:
+        if key in self.override_keys:
+            return f"-p {key}"
+        line = self.lines.get((*self.prefix, key))
+        return f"{self.path}:{line}: {key}" if line else f"{self.path}: {key}"
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.where(key)}: {message}")
+
+    def integer(self, key: str, value: Any, *, minimum: int | None = None) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, f"expected an integer, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise self.fail(key, f"must be >= {minimum}, got {value}")
+        return value
+
+    def number(self, key: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(key, f"expected a number, got {value!r}")
+        return float(value)
+
+    def boolean(self, key: str, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(key, f"expected true or false, got {value!r}")
+        return value
+
+    def mapping(self, key: str, value: Any) -> dict[str, Any]:
+        if isinstance(value, str):
+            value = parse_literal(value, where=self.where(key))
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(key, f"expected a mapping or a 'dict(...)' string, got {value!r}")
+        return {str(name): self._class_names(str(name), item, key) for name, item in value.items()}
+
+    def _class_names(self, name: str, value: Any, key: str) -> Any:
+        # In a YAML mapping, class-valued entries are strings ("activation_fn: nn.ReLU").
+        if name in _CLASS_VALUED and isinstance(value, str):
+            return symbol(value, where=self.where(key))
+        return value
+
+    def schedule(self, key: str, value: Any) -> float | str:
+        if is_schedule_string(value):
+            return value
+        if isinstance(value, str):
+            raise self.fail(key, f"expected a number or a schedule such as 'lin_0.001', got {value!r}")
+        return self.number(key, value)
+
+    def wrappers(self, key: str, value: Any) -> tuple[WrapperSpec, ...]:
+        """Zoo forms: "mod.Class", ["mod.Class", {"mod.Other": {kwarg: 1}}] or {"mod.Class": {...}}."""
+        if value is None:
+            return ()
+        items = value if isinstance(value, list) else [value]
+        specs = []
+        for item in items:
+            if isinstance(item, str):
+                specs.append(WrapperSpec(item))
+            elif isinstance(item, dict) and len(item) == 1:
+                (name, kwargs), = item.items()
+                specs.append(WrapperSpec(str(name), self.mapping(key, kwargs)))
+            else:
+                raise self.fail(key, f"expected 'module.Class' or a list of them (with kwargs), got {item!r}")
+        for spec in specs:
+            if "." not in spec.path:
+                raise self.fail(key, f"'{spec.path}' is not a dotted path such as 'gymnasium.wrappers.TimeLimit'")
+        return tuple(specs)
+
+
+def _check_algo_kwarg(checker: _Checker, algo: str, key: str, value: Any) -> Any:
+    spec = ALGOS[algo]
+    if key not in spec.keywords:
+        options = set(spec.keywords) | set(SPECIAL_KEYS)
+        raise checker.fail(key, f"unknown key for {algo}{_did_you_mean(key, options)}")
+    if key in SCHEDULE_KEYS:
+        return checker.schedule(key, value)
+    if key == "target_kl" and value is None:
+        return None
+    if key in _INT_KEYS:
+        minimum = 1 if key in _POSITIVE_INT_KEYS else None
+        return checker.integer(key, value, minimum=minimum)
+    if key in _FLOAT_KEYS or key == "target_kl":
+        return checker.number(key, value)
+    if key in _BOOL_KEYS:
+        return checker.boolean(key, value)
+    if key in _DICT_KEYS:
+        return checker.mapping(key, value)
+    if key in _CLASS_KEYS:
+        if not isinstance(value, str):
+            raise checker.fail(key, f"expected a class name such as 'HerReplayBuffer', got {value!r}")
+        return symbol(value, where=checker.where(key))
+    if key in ("ent_coef", "target_entropy"):
+        if isinstance(value, str) and (value == "auto" or (key == "ent_coef" and value.startswith("auto_"))):
+            if not spec.off_policy:
+                raise checker.fail(key, f"'{value}' is only for SAC-like algorithms; use a number for {algo}")
+            return value
+        return checker.number(key, value)
+    if key == "train_freq":
+        if isinstance(value, (list, tuple)) and len(value) == 2 and value[1] in ("step", "episode"):
+            return (checker.integer(key, value[0], minimum=1), value[1])
+        return checker.integer(key, value, minimum=1)
+    if key == "baseline":
+        if value not in ("none", "mean", "value"):
+            raise checker.fail(key, f"expected one of none, mean, value, got {value!r}")
+        return value
+    if key == "device":
+        if value not in ("cpu", "auto", "cuda"):
+            raise checker.fail(key, f"expected cpu, cuda or auto, got {value!r}")
+        return value
+    return value
+
+
+def _build(
+    hyperparams: dict[str, Any], env: str, algo: str, checker: _Checker, source: str
+) -> ExperimentConfig:
+    if algo not in ALGOS:
+        raise ConfigError(
+            f"{checker.path}: unknown algorithm '{algo}'{_did_you_mean(algo, set(ALGOS))} "
+            f"(known: {', '.join(ALGOS)})"
+        )
+    spec = ALGOS[algo]
+    values: dict[str, Any] = {}
+    algo_kwargs: dict[str, Any] = {}
+    for key, value in hyperparams.items():
+        key = str(key)
+        if key in ("env", "algo"):
+            continue
+        if key in SPECIAL_KEYS:
+            values[key] = value
+        else:
+            algo_kwargs[key] = _check_algo_kwarg(checker, algo, key, value)
+
+    if "n_timesteps" not in values:
+        raise ConfigError(f"{checker.path}: missing key 'n_timesteps' (or pass --n-timesteps)")
+    n_timesteps = checker.integer("n_timesteps", values["n_timesteps"], minimum=1)
+    n_envs = checker.integer("n_envs", values.get("n_envs", 1), minimum=1)
+    seed = values.get("seed")
+    seed = None if seed is None else checker.integer("seed", seed, minimum=0)
+    policy = values.get("policy", spec.policies[0])
+    if policy not in spec.policies:
+        raise checker.fail("policy", f"unknown policy '{policy}' for {algo}; choose one of {', '.join(spec.policies)}")
+
+    normalize = values.get("normalize", False)
+    if isinstance(normalize, str):
+        normalize = parse_literal(normalize, where=checker.where("normalize"))
+    if isinstance(normalize, dict):
+        for name in normalize:
+            if name not in _NORMALIZE_KEYS:
+                raise checker.fail("normalize", f"unknown VecNormalize option '{name}'{_did_you_mean(name, _NORMALIZE_KEYS)}")
+    elif not isinstance(normalize, bool):
+        raise checker.fail("normalize", f"expected true, false or a mapping of VecNormalize options, got {normalize!r}")
+
+    frame_stack = values.get("frame_stack")
+    if frame_stack is not None:
+        frame_stack = checker.integer("frame_stack", frame_stack, minimum=1)
+
+    noise_type = values.get("noise_type")
+    noise_std = values.get("noise_std")
+    if noise_type is not None:
+        if noise_type not in NOISE_TYPES:
+            raise checker.fail("noise_type", f"expected one of {', '.join(NOISE_TYPES)}, got {noise_type!r}")
+        if "action_noise" not in spec.keywords:
+            raise checker.fail("noise_type", f"{algo} takes no action noise")
+        if noise_std is None:
+            raise checker.fail("noise_type", "needs 'noise_std' too")
+    if noise_std is not None:
+        if isinstance(noise_std, list):
+            noise_std = [checker.number("noise_std", item) for item in noise_std]
+        else:
+            noise_std = checker.number("noise_std", noise_std)
+
+    env_packages = values.get("env_packages") or ()
+    if isinstance(env_packages, str):
+        env_packages = [env_packages]
+    if not isinstance(env_packages, (list, tuple)) or not all(isinstance(p, str) for p in env_packages):
+        raise checker.fail("env_packages", f"expected a list of module names, got {env_packages!r}")
+
+    vec_env = values.get("vec_env", "dummy")
+    if vec_env not in VEC_ENV_KINDS:
+        raise checker.fail("vec_env", f"expected one of {', '.join(VEC_ENV_KINDS)}, got {vec_env!r}")
+
+    return ExperimentConfig(
+        env=env,
+        algo=algo,
+        n_timesteps=n_timesteps,
+        policy=policy,
+        seed=seed,
+        n_envs=n_envs,
+        normalize=normalize,
+        frame_stack=frame_stack,
+        env_kwargs=checker.mapping("env_kwargs", values.get("env_kwargs")),
+        env_wrapper=checker.wrappers("env_wrapper", values.get("env_wrapper")),
+        vec_env_wrapper=checker.wrappers("vec_env_wrapper", values.get("vec_env_wrapper")),
+        callback=checker.wrappers("callback", values.get("callback")),
+        monitor_kwargs=checker.mapping("monitor_kwargs", values.get("monitor_kwargs")),
+        noise_type=noise_type,
+        noise_std=noise_std,
+        env_packages=tuple(env_packages),
+        vec_env=vec_env,
+        algo_kwargs=algo_kwargs,
+        source=source,
+    )
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse one ``-p key=value``; the value is read as YAML (``1e-3``, ``true``, ``[64, 64]``).
+
+    :param text: the argument as typed.
+    :return: key and value (strings such as ``dict(...)`` are parsed later, like file values).
+    """
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"-p {text}: expected key=value, for example -p learning_rate=1e-3")
+    try:
+        value = yaml.load(raw, Loader=_Loader)  # noqa: S506 - safe loader
+    except yaml.YAMLError:
+        value = raw
+    # YAML reads "1e-3" as a string (it wants "1.0e-3"); numbers typed on a command line are numbers.
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in ".eE") else int(value)
+        except ValueError:
+            pass
+    return key, value
+
+
+def load_config(
+    path: Path | str,
+    *,
+    env: str | None = None,
+    algo: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    n_timesteps: int | None = None,
+    seed: int | None = None,
+    n_envs: int | None = None,
+    check_env: bool = True,
+) -> ExperimentConfig:
+    """Read and validate a config file (single-experiment or rl-baselines3-zoo format).
+
+    :param path: the YAML file.
+    :param env: env id; required for zoo files, overrides ``env`` in single-experiment files.
+    :param algo: algorithm name; for zoo files defaults to the file name (``ppo.yml`` -> ppo).
+    :param overrides: ``key=value`` strings from ``-p``.
+    :param n_timesteps: overrides the file's budget.
+    :param seed: overrides the file's seed.
+    :param n_envs: overrides the number of parallel envs.
+    :param check_env: also check that the env id exists (imports gymnasium, not torch).
+    :return: the validated config.
+    """
+    path = Path(path)
+    data, lines = read_yaml(path)
+    hyperparams, prefix, env_id, algo_name = _select_experiment(data, path, lines, env, algo)
+    checker = _Checker(path, lines, prefix)
+    for text in overrides:
+        key, value = parse_override(text)
+        hyperparams[key] = value
+        checker.override_keys.add(key)
+    if n_timesteps is not None:
+        hyperparams["n_timesteps"] = n_timesteps
+        checker.override_keys.add("n_timesteps")
+    if seed is not None:
+        hyperparams["seed"] = seed
+    if n_envs is not None:
+        hyperparams["n_envs"] = n_envs
+        checker.override_keys.add("n_envs")
+    config = _build(hyperparams, env_id, algo_name, checker, str(path))
+    if check_env:
+        from rltool.envs.registry import check_env_id
+
+        check_env_id(config.env, config.env_packages, where=f"{path}: env")
+    return config
+
+
+def with_overrides(config: ExperimentConfig, **changes: Any) -> ExperimentConfig:
+    """:return: a copy of ``config`` with fields replaced (no re-validation of untouched fields)."""
+    return replace(config, **changes)
+
+
+# ---------------------------------------------------------------------------
+# Writing the resolved config
+
+
+def _plain(value: Any) -> Any:
+    """Turn parsed values into YAML-friendly data that :func:`load_config` reads back unchanged."""
+    if isinstance(value, Symbol) or (isinstance(value, dict) and contains_symbol(value)):
+        return to_source(value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _wrappers_plain(specs: tuple[WrapperSpec, ...]) -> list[Any]:
+    return [spec.path if not spec.kwargs else {spec.path: _plain(spec.kwargs)} for spec in specs]
+
+
+def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
+    """:return: the single-experiment form of ``config``; written as ``config.yaml`` in a run folder."""
+    data: dict[str, Any] = {
+        "env": config.env,
+        "algo": config.algo,
+        "seed": config.seed,
+        "n_timesteps": config.n_timesteps,
+        "n_envs": config.n_envs,
+        "policy": config.policy,
+    }
+    optional = {
+        "normalize": _plain(config.normalize) if config.normalize else None,
+        "frame_stack": config.frame_stack,
+        "env_kwargs": _plain(config.env_kwargs) or None,
+        "env_wrapper": _wrappers_plain(config.env_wrapper) or None,
+        "vec_env_wrapper": _wrappers_plain(config.vec_env_wrapper) or None,
+        "callback": _wrappers_plain(config.callback) or None,
+        "monitor_kwargs": _plain(config.monitor_kwargs) or None,
+        "noise_type": config.noise_type,
+        "noise_std": config.noise_std,
+        "env_packages": list(config.env_packages) or None,
+        "vec_env": config.vec_env if config.vec_env != "dummy" else None,
+    }
+    data.update({key: value for key, value in optional.items() if value is not None})
+    data.update({key: _plain(value) for key, value in config.algo_kwargs.items()})
+    return data
+
+
+def config_to_yaml(config: ExperimentConfig, header: str = "") -> str:
+    """:return: YAML text of :func:`config_to_dict`, with an optional comment header."""
+    body = yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=False)
+    return (header + body) if header else body

@@ -1,0 +1,157 @@
+"""The one builder of vectorized envs, used by train, eval, video, tune and smoke.
+
+Order of wrappers (as in rl-baselines3-zoo, so zoo configs behave the same):
+``gym.make`` -> Monitor -> ``env_wrapper``s (per env) -> DummyVecEnv/SubprocVecEnv ->
+``vec_env_wrapper``s -> VecNormalize -> VecFrameStack -> VecTransposeImage (images).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from rltool.config import ExperimentConfig, WrapperSpec
+from rltool.envs.registry import resolve_env_id
+from rltool.errors import EnvError, ModelLoadError
+from rltool.imports import import_object
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+    from stable_baselines3.common.vec_env import VecEnv
+
+NormalizeMode = Literal["train", "frozen"]
+
+
+@dataclass(frozen=True)
+class EnvOptions:
+    """How to build the envs of one config.
+
+    :param n_envs: number of parallel envs (default: the config's).
+    :param seed: base seed; env ``i`` gets ``seed + i`` (default: the config's).
+    :param monitor_dir: folder for Monitor CSVs (``<prefix>-<i>.monitor.csv``); None keeps them in memory.
+    :param monitor_prefix: file name prefix, "train" or "eval".
+    :param render_mode: passed to ``gym.make`` (``"rgb_array"`` for video).
+    :param normalize: "train" creates or continues VecNormalize statistics; "frozen" loads them for
+        evaluation (no updates, raw rewards).
+    :param vecnormalize_path: statistics to load (required for "frozen" when the config normalizes).
+    :param subproc: SubprocVecEnv instead of DummyVecEnv (default: the config's ``vec_env``).
+    :param allowed_modules: module prefixes the user allowed for wrappers (``--allow-module``).
+    :param trust_pickles: load VecNormalize statistics with plain pickle.
+    :param append_monitor: append to existing Monitor CSVs (resume).
+    """
+
+    n_envs: int | None = None
+    seed: int | None = None
+    monitor_dir: Path | None = None
+    monitor_prefix: str = "train"
+    render_mode: str | None = None
+    normalize: NormalizeMode = "train"
+    vecnormalize_path: Path | None = None
+    subproc: bool | None = None
+    allowed_modules: tuple[str, ...] = ()
+    trust_pickles: bool = False
+    append_monitor: bool = False
+
+
+def _apply_env_wrappers(
+    env: gym.Env, specs: tuple[WrapperSpec, ...], allowed: tuple[str, ...], where: str
+) -> gym.Env:
+    for spec in specs:
+        wrapper = import_object(spec.path, allowed_modules=allowed, where=where)
+        env = wrapper(env, **spec.kwargs)
+    return env
+
+
+def make_env_thunk(config: ExperimentConfig, rank: int, options: EnvOptions) -> Callable[[], gym.Env]:
+    """Return a function that builds env number ``rank`` (runs in a subprocess with SubprocVecEnv).
+
+    :param config: the experiment.
+    :param rank: index of the env in the vector.
+    :param options: see :class:`EnvOptions`.
+    :return: a picklable thunk.
+    """
+
+    def thunk() -> gym.Env:
+        import gymnasium as gym
+        from stable_baselines3.common.monitor import Monitor
+
+        env_id = resolve_env_id(config.env, config.env_packages, where=f"{config.source}: env")
+        kwargs = dict(config.env_kwargs)
+        if options.render_mode is not None:
+            kwargs["render_mode"] = options.render_mode
+        try:
+            env = gym.make(env_id, **kwargs)
+        except Exception as error:  # noqa: BLE001 - gymnasium and user envs raise anything
+            raise EnvError(f"{config.source}: cannot create env '{config.env}': {type(error).__name__}: {error}") from None
+        seed = options.seed if options.seed is not None else config.seed
+        if seed is not None:
+            env.action_space.seed(seed + rank)
+        filename = None
+        if options.monitor_dir is not None:
+            filename = str(options.monitor_dir / f"{options.monitor_prefix}-{rank}")
+        env = Monitor(env, filename=filename, override_existing=not options.append_monitor, **config.monitor_kwargs)
+        return _apply_env_wrappers(env, config.env_wrapper, options.allowed_modules, f"{config.source}: env_wrapper")
+
+    return thunk
+
+
+def build_vec_env(config: ExperimentConfig, options: EnvOptions | None = None) -> VecEnv:
+    """Build the vectorized env of a config, with the same wrappers for train, eval and video.
+
+    :param config: the experiment.
+    :param options: see :class:`EnvOptions`.
+    :return: the VecEnv, wrapped in VecNormalize / VecFrameStack as the config says.
+    """
+    from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecFrameStack, VecTransposeImage
+
+    options = options or EnvOptions()
+    if options.monitor_dir is not None:
+        options.monitor_dir.mkdir(parents=True, exist_ok=True)
+    n_envs = options.n_envs or config.n_envs
+    thunks = [make_env_thunk(config, rank, options) for rank in range(n_envs)]
+    subproc = options.subproc if options.subproc is not None else config.vec_env == "subproc"
+    venv: VecEnv = SubprocVecEnv(thunks) if subproc and n_envs > 1 else DummyVecEnv(thunks)
+    seed = options.seed if options.seed is not None else config.seed
+    if seed is not None:
+        venv.seed(seed)
+
+    for spec in config.vec_env_wrapper:
+        wrapper = import_object(spec.path, allowed_modules=options.allowed_modules, where=f"{config.source}: vec_env_wrapper")
+        venv = wrapper(venv, **spec.kwargs)
+    venv = _maybe_normalize(venv, config, options)
+    if config.frame_stack:
+        venv = VecFrameStack(venv, n_stack=config.frame_stack)
+    space = venv.observation_space
+    if is_image_space(space) and not is_image_space_channels_first(space):
+        venv = VecTransposeImage(venv)
+    return venv
+
+
+def _maybe_normalize(venv: VecEnv, config: ExperimentConfig, options: EnvOptions) -> VecEnv:
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    kwargs = config.normalize_kwargs
+    if kwargs is None:
+        return venv
+    path = options.vecnormalize_path
+    if path is not None and path.exists():
+        from rltool.safe_load import load_vecnormalize
+
+        normalized = load_vecnormalize(path, venv, trust_pickles=options.trust_pickles)
+    elif options.normalize == "frozen" or path is not None:
+        venv.close()
+        raise ModelLoadError(
+            f"{path or 'vecnormalize.pkl'}: missing; the config sets 'normalize' so the statistics saved "
+            "with the model are needed"
+        )
+    else:
+        if "gamma" not in kwargs and "gamma" in config.algo_kwargs:
+            kwargs["gamma"] = config.algo_kwargs["gamma"]  # discount the reward like the algorithm does
+        normalized = VecNormalize(venv, **kwargs)
+    if options.normalize == "frozen":
+        normalized.training = False
+        normalized.norm_reward = False
+    return normalized

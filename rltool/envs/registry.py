@@ -1,0 +1,86 @@
+"""Env ids -> gymnasium ids: registry checks, custom env classes and env packages.
+
+Imports gymnasium but never torch, so config errors stay fast.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+
+from rltool.errors import EnvError
+
+CUSTOM_NAMESPACE = "rltool-custom"
+
+
+def _import_module(name: str, where: str):
+    try:
+        return importlib.import_module(name)
+    except Exception as error:  # noqa: BLE001 - report whatever the user's module raised
+        raise EnvError(f"{where}: cannot import module '{name}': {type(error).__name__}: {error}") from None
+
+
+def resolve_env_id(env: str, env_packages: tuple[str, ...] = (), *, where: str = "env") -> str:
+    """Return the gymnasium id to build ``env`` with, registering custom classes on the way.
+
+    ``env`` is a registered id (``CartPole-v1``, ``rltool/Snake-v0``) or ``module:Attr`` naming a
+    ``gymnasium.Env`` class or a factory; ``env_packages`` are imported first so their
+    ``gymnasium.register`` calls run. Both imports are the user's explicit choice in the config.
+
+    :param env: the config's env.
+    :param env_packages: modules to import first.
+    :param where: file and key, for messages.
+    :return: an id that ``gymnasium.make`` accepts.
+    """
+    import gymnasium
+
+    import rltool.envs  # noqa: F401  (registers rltool's own envs)
+
+    for package in env_packages:
+        _import_module(package, f"{where} (env_packages)")
+    if ":" in env:
+        module_name, _, attribute = env.partition(":")
+        module = _import_module(module_name, where)
+        factory = getattr(module, attribute, None)
+        if factory is None or not callable(factory):
+            raise EnvError(f"{where}: module '{module_name}' has no env class or factory '{attribute}'")
+        env_id = f"{CUSTOM_NAMESPACE}/{module_name}.{attribute}-v0"
+        if env_id not in gymnasium.registry:
+            gymnasium.register(id=env_id, entry_point=factory)
+        return env_id
+    if env in gymnasium.registry:
+        return env
+    raise EnvError(f"{where}: {_unknown_env_message(env, list(gymnasium.registry))}")
+
+
+def _unknown_env_message(env: str, known: list[str]) -> str:
+    from gymnasium.envs.registration import parse_env_id
+
+    try:
+        namespace, name, _ = parse_env_id(env)
+    except Exception:  # noqa: BLE001 - malformed ids get the generic message
+        namespace, name = None, env
+    versions = []
+    for other in known:
+        try:
+            other_namespace, other_name, other_version = parse_env_id(other)
+        except Exception:  # noqa: BLE001
+            continue
+        if other_namespace == namespace and other_name == name and other_version is not None:
+            versions.append((other_version, other))
+    if versions:
+        latest = max(versions)[1]
+        return f"'{env}' is not available in this gymnasium (deprecated or removed); use '{latest}'"
+    close = difflib.get_close_matches(env, known, n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown env id '{env}'{hint} (custom envs: 'my_pkg.module:MyEnv' or env_packages: [my_pkg])"
+
+
+def check_env_id(env: str, env_packages: tuple[str, ...] = (), *, where: str = "env") -> None:
+    """Raise :class:`EnvError` with a suggestion when ``env`` cannot be built.
+
+    :param env: the config's env.
+    :param env_packages: modules to import first.
+    :param where: file and key, for messages.
+    """
+    resolve_env_id(env, env_packages, where=where)

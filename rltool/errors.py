@@ -1,0 +1,39 @@
+"""The one exception hierarchy of rltool.
+
+Every mistake a user can make (a bad config, a missing file, a model that does
+not fit the env) raises a subclass of :class:`RltoolError`. The CLI turns it
+into a single line on stderr and exit code 2; nothing else prints tracebacks
+for user mistakes.
+"""
+
+from __future__ import annotations
+
+
+class RltoolError(Exception):
+    """Base class: a user-facing error with a one-line message."""
+
+    exit_code = 2
+
+
+class ConfigError(RltoolError):
+    """A config file or command-line override is invalid."""
+
+
+class EnvError(RltoolError):
+    """An environment cannot be created, imported or rendered."""
+
+
+class ModelLoadError(RltoolError):
+    """A model, run folder or statistics file cannot be loaded."""
+
+
+class UnsafeFileError(ModelLoadError):
+    """A file would run code when loaded and the user did not opt in."""
+
+
+class OutputError(RltoolError):
+    """An output path cannot be written."""
+
+
+class TrainingDivergedError(RltoolError):
+    """Training produced NaN or infinite values."""

@@ -1,0 +1,260 @@
+"""Finding a trained model (config, run folder or zip), loading it safely, and evaluating it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rltool.config import ExperimentConfig, load_config
+from rltool.errors import ConfigError, ModelLoadError
+
+MODEL_FILES = ("model.zip", "best_model.zip")
+
+
+@dataclass(frozen=True)
+class ModelTarget:
+    """A model to load, with the config that rebuilds its env.
+
+    :param model_path: the SB3 zip.
+    :param config: the experiment (from the run's config.yaml, or built from --env/--algo).
+    :param run_dir: the run folder, when the model lives in one.
+    :param vecnormalize_path: statistics saved with the model, if the run has them.
+    """
+
+    model_path: Path
+    config: ExperimentConfig
+    run_dir: Path | None
+    vecnormalize_path: Path | None
+
+
+def latest_run(parent: Path) -> Path | None:
+    """:return: the highest-numbered ``run-N`` folder under ``parent`` that holds a model, or None."""
+    runs = [p for p in parent.glob("run-*") if p.name[4:].isdigit() and any((p / f).exists() for f in MODEL_FILES)]
+    return max(runs, key=lambda p: int(p.name[4:]), default=None)
+
+
+def _is_run_dir(path: Path) -> bool:
+    return (path / "config.yaml").exists() or any((path / f).exists() for f in MODEL_FILES)
+
+
+def resolve_target(
+    target: Path | str,
+    *,
+    env: str | None = None,
+    algo: str | None = None,
+    log_folder: Path = Path("models"),
+    best: bool = False,
+) -> ModelTarget:
+    """Find the model a command-line target names.
+
+    ``target`` is a config file (its latest run under ``log_folder``), a run folder, a folder of
+    runs (the latest), or a model zip (its run's config.yaml, else ``--env`` and ``--algo``).
+
+    :param target: what the user typed.
+    :param env: env id for a bare zip (or to override the config's).
+    :param algo: algorithm for a bare zip.
+    :param log_folder: where runs of configs live.
+    :param best: prefer best_model.zip over model.zip.
+    :return: the model and its config.
+    """
+    path = Path(target)
+    if not path.exists():
+        raise ModelLoadError(f"{path}: no such file or folder (expected a config, a run folder or a model .zip)")
+    if path.is_file() and path.suffix in (".yaml", ".yml"):
+        config = load_config(path, env=env, algo=algo)
+        parent = log_folder / config.run_name
+        run = latest_run(parent)
+        if run is None:
+            raise ModelLoadError(f"{path}: no trained run under {parent}/ (train it first: rltool train {path})")
+        return _from_run_dir(run, best)
+    if path.is_dir():
+        if _is_run_dir(path):
+            return _from_run_dir(path, best)
+        run = latest_run(path)
+        if run is None:
+            raise ModelLoadError(f"{path}: holds no model (expected model.zip, or run-N folders with one)")
+        return _from_run_dir(run, best)
+    if path.suffix != ".zip":
+        raise ModelLoadError(f"{path}: expected a config (.yaml), a run folder or a model .zip")
+    run_dir = _run_dir_of(path)
+    if run_dir is not None and env is None:
+        config = _run_config(run_dir)
+        return ModelTarget(path, config, run_dir, _vecnormalize_beside(path, run_dir))
+    if env is None or algo is None:
+        raise ConfigError(f"{path}: a model zip outside a run folder needs --env and --algo (e.g. --env CartPole-v1 --algo ppo)")
+    return ModelTarget(path, _bare_config(path, env, algo), None, _vecnormalize_beside(path, None))
+
+
+def _run_dir_of(model_path: Path) -> Path | None:
+    folder = model_path.parent
+    if (folder / "config.yaml").exists():
+        return folder
+    if folder.parent.name == "checkpoints" and (folder.parent.parent / "config.yaml").exists():
+        return folder.parent.parent
+    return None
+
+
+def _vecnormalize_beside(model_path: Path, run_dir: Path | None) -> Path | None:
+    for candidate in (model_path.parent / "vecnormalize.pkl", run_dir / "vecnormalize.pkl" if run_dir else None):
+        if candidate is not None and candidate.exists():
+            return candidate
+    return None
+
+
+def _run_config(run_dir: Path) -> ExperimentConfig:
+    config_path = run_dir / "config.yaml"
+    if not config_path.exists():
+        raise ModelLoadError(f"{run_dir}: no config.yaml (not a run folder written by rltool train)")
+    return load_config(config_path)
+
+
+def _from_run_dir(run_dir: Path, best: bool) -> ModelTarget:
+    config = _run_config(run_dir)
+    order = ("best_model.zip", "model.zip") if best else ("model.zip", "best_model.zip")
+    for name in order:
+        if (run_dir / name).exists():
+            return ModelTarget(run_dir / name, config, run_dir, _vecnormalize_beside(run_dir / name, run_dir))
+    raise ModelLoadError(f"{run_dir}: holds no model.zip (was training stopped before the first save?)")
+
+
+def _bare_config(model_path: Path, env: str, algo: str) -> ExperimentConfig:
+    from rltool.algos.registry import ALGOS
+    from rltool.envs.registry import check_env_id
+
+    if algo not in ALGOS:
+        import difflib
+
+        close = difflib.get_close_matches(algo, list(ALGOS), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"--algo: unknown algorithm '{algo}'{hint}")
+    check_env_id(env, where="--env")
+    return ExperimentConfig(env=env, algo=algo, n_timesteps=1, policy=ALGOS[algo].policies[0], source=str(model_path))
+
+
+def load_trained(target: ModelTarget, *, n_envs: int = 1, render_mode: str | None = None,
+                 seed: int | None = None, trust_pickles: bool = False,
+                 allowed_modules: tuple[str, ...] = ()) -> tuple[Any, Any]:
+    """Build the target's env through the shared builder and load its model without unpickling.
+
+    :param target: from :func:`resolve_target`.
+    :param n_envs: parallel envs.
+    :param render_mode: ``"rgb_array"`` for video.
+    :param seed: base seed of the env.
+    :param trust_pickles: allow files that need unpickling.
+    :param allowed_modules: module prefixes allowed for wrappers.
+    :return: the model and the env.
+    """
+    from rltool.algos import algo_class, model_kwargs
+    from rltool.envs.builder import EnvOptions, build_vec_env
+    from rltool.safe_load import load_model
+
+    config = target.config
+    if config.normalize_kwargs is not None and target.vecnormalize_path is None:
+        raise ModelLoadError(
+            f"{target.model_path}: the config sets 'normalize' but no vecnormalize.pkl lies beside the model"
+        )
+    env = build_vec_env(
+        config,
+        EnvOptions(
+            n_envs=n_envs,
+            seed=seed if seed is not None else config.seed,
+            render_mode=render_mode,
+            normalize="frozen",
+            vecnormalize_path=target.vecnormalize_path,
+            subproc=False,
+            allowed_modules=allowed_modules,
+            trust_pickles=trust_pickles,
+        ),
+    )
+    extra: dict[str, Any] = {}
+    policy_kwargs = model_kwargs(config).get("policy_kwargs")
+    if policy_kwargs is not None:
+        extra["policy_kwargs"] = policy_kwargs
+    try:
+        model = load_model(
+            target.model_path,
+            algo_class(config.algo),
+            observation_space=env.observation_space,
+            action_space=env.action_space,
+            trust_pickles=trust_pickles,
+            extra_custom_objects=extra,
+        )
+    except BaseException:
+        env.close()
+        raise
+    return model, env
+
+
+@dataclass
+class EvalResult:
+    """Episode results of one evaluation."""
+
+    model_path: Path
+    run_dir: Path | None
+    algo: str
+    env: str
+    deterministic: bool
+    episode_rewards: list[float]
+    episode_lengths: list[int]
+
+    @property
+    def mean_reward(self) -> float:
+        import numpy as np
+
+        return float(np.mean(self.episode_rewards))
+
+    @property
+    def std_reward(self) -> float:
+        import numpy as np
+
+        return float(np.std(self.episode_rewards))
+
+    def to_dict(self) -> dict[str, Any]:
+        """:return: the JSON form printed by ``rltool eval --json``."""
+        return {
+            "mean_reward": self.mean_reward,
+            "std_reward": self.std_reward,
+            "episode_rewards": self.episode_rewards,
+            "episode_lengths": self.episode_lengths,
+            "n_episodes": len(self.episode_rewards),
+            "deterministic": self.deterministic,
+            "model": str(self.model_path),
+            "run_dir": str(self.run_dir) if self.run_dir else None,
+            "algo": self.algo,
+            "env": self.env,
+        }
+
+
+def evaluate(
+    target: ModelTarget,
+    *,
+    episodes: int = 10,
+    deterministic: bool = True,
+    seed: int | None = None,
+    trust_pickles: bool = False,
+    allowed_modules: tuple[str, ...] = (),
+) -> EvalResult:
+    """Evaluate a trained model for ``episodes`` full episodes.
+
+    :param target: from :func:`resolve_target`.
+    :param episodes: number of episodes.
+    :param deterministic: greedy actions.
+    :param seed: env seed (default: the config's seed + 10000, as during training's evaluations).
+    :param trust_pickles: allow files that need unpickling.
+    :param allowed_modules: module prefixes allowed for wrappers.
+    :return: the results.
+    """
+    from rltool.callbacks import evaluate_episodes
+    from rltool.train import set_threads
+
+    set_threads(None)
+    if seed is None and target.config.seed is not None:
+        seed = target.config.seed + 10_000
+    model, env = load_trained(target, seed=seed, trust_pickles=trust_pickles, allowed_modules=allowed_modules)
+    try:
+        rewards, lengths = evaluate_episodes(model, env, episodes, deterministic)
+    finally:
+        env.close()
+    config = target.config
+    return EvalResult(target.model_path, target.run_dir, config.algo, config.env, deterministic, rewards, lengths)
