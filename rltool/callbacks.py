@@ -96,7 +96,12 @@ def evaluate_episodes(
     else:
         from stable_baselines3.common.evaluation import evaluate_policy
     rewards, lengths = evaluate_policy(
-        model, env, n_eval_episodes=n_episodes, deterministic=deterministic, return_episode_rewards=True, warn=False
+        model,
+        env,
+        n_eval_episodes=n_episodes,
+        deterministic=deterministic,
+        return_episode_rewards=True,
+        warn=False,
     )
     return [float(r) for r in rewards], [int(n) for n in lengths]
 
@@ -264,16 +269,22 @@ class NanGuardCallback(BaseCallback):
         self.weight_check_steps = weight_check_steps
         self.next_weight_check = 0
 
-    _LOSS_KEYS = ("train/loss", "train/policy_loss", "train/value_loss", "train/actor_loss", "train/critic_loss")
+    _LOSS_KEYS = (
+        "train/loss",
+        "train/policy_loss",
+        "train/value_loss",
+        "train/actor_loss",
+        "train/critic_loss",
+    )
 
     def _on_step(self) -> bool:
-        actions = self.locals.get("actions")
-        if actions is not None and np.issubdtype(np.asarray(actions).dtype, np.floating):
-            if not np.all(np.isfinite(actions)):
-                raise TrainingDivergedError(self._message("actions"))
         return True
 
     def _on_rollout_end(self) -> None:
+        # checked once per rollout, not per step, to keep the guard free
+        rollout_buffer = getattr(self.model, "rollout_buffer", None)
+        if rollout_buffer is not None and not np.all(np.isfinite(rollout_buffer.actions)):
+            raise TrainingDivergedError(self._message("actions"))
         values = getattr(self.model.logger, "name_to_value", {})
         for key in self._LOSS_KEYS:
             value = values.get(key)

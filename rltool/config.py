@@ -14,6 +14,7 @@ through :func:`rltool.literal.parse_literal`. Nothing here imports torch or SB3.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,22 +34,60 @@ SPECIAL_KEYS = (
     "env_packages", "vec_env",
 )  # fmt: skip
 _INT_KEYS = frozenset(
-    "n_steps batch_size n_epochs buffer_size learning_starts target_update_interval sde_sample_freq n_delta "
-    "n_top n_eval_episodes policy_delay top_quantiles_to_drop_per_net cg_max_steps line_search_max_iter "
-    "n_critic_updates sub_sampling_factor stats_window_size gradient_steps verbose".split()
+    [
+        "n_steps",
+        "batch_size",
+        "n_epochs",
+        "buffer_size",
+        "learning_starts",
+        "target_update_interval",
+        "sde_sample_freq",
+        "n_delta",
+        "n_top",
+        "n_eval_episodes",
+        "policy_delay",
+        "top_quantiles_to_drop_per_net",
+        "cg_max_steps",
+        "line_search_max_iter",
+        "n_critic_updates",
+        "sub_sampling_factor",
+        "stats_window_size",
+        "gradient_steps",
+        "verbose",
+    ]
 )
-_POSITIVE_INT_KEYS = frozenset("n_steps batch_size n_epochs buffer_size n_delta n_top".split())
+_POSITIVE_INT_KEYS = frozenset(["n_steps", "batch_size", "n_epochs", "buffer_size", "n_delta", "n_top"])
 _FLOAT_KEYS = frozenset(
-    "gamma gae_lambda vf_coef max_grad_norm tau exploration_fraction exploration_initial_eps "
-    "exploration_final_eps target_policy_noise target_noise_clip rms_prop_eps cg_damping "
-    "line_search_shrinking_factor alive_bonus_offset".split()
+    [
+        "gamma",
+        "gae_lambda",
+        "vf_coef",
+        "max_grad_norm",
+        "tau",
+        "exploration_fraction",
+        "exploration_initial_eps",
+        "exploration_final_eps",
+        "target_policy_noise",
+        "target_noise_clip",
+        "rms_prop_eps",
+        "cg_damping",
+        "line_search_shrinking_factor",
+        "alive_bonus_offset",
+    ]
 )
 _BOOL_KEYS = frozenset(
-    "use_sde normalize_advantage use_rms_prop optimize_memory_usage use_sde_at_warmup zero_policy".split()
+    [
+        "use_sde",
+        "normalize_advantage",
+        "use_rms_prop",
+        "optimize_memory_usage",
+        "use_sde_at_warmup",
+        "zero_policy",
+    ]
 )
-_DICT_KEYS = frozenset("policy_kwargs replay_buffer_kwargs rollout_buffer_kwargs".split())
-_CLASS_KEYS = frozenset("replay_buffer_class rollout_buffer_class".split())
-_CLASS_VALUED = frozenset("activation_fn optimizer_class features_extractor_class".split())
+_DICT_KEYS = frozenset(["policy_kwargs", "replay_buffer_kwargs", "rollout_buffer_kwargs"])
+_CLASS_KEYS = frozenset(["replay_buffer_class", "rollout_buffer_class"])
+_CLASS_VALUED = frozenset(["activation_fn", "optimizer_class", "features_extractor_class"])
 _NORMALIZE_KEYS = ("norm_obs", "norm_reward", "clip_obs", "clip_reward", "gamma", "epsilon", "norm_obs_keys")
 NOISE_TYPES = ("normal", "ornstein-uhlenbeck")
 VEC_ENV_KINDS = ("dummy", "subproc")
@@ -185,6 +224,11 @@ def _select_experiment(
             f"{path}: this is a hyperparameter file keyed by env id ({sections}, ...); pass --env, "
             f"for example --env {next(iter(data), 'CartPole-v1')}"
         )
+    if algo is None and path.stem not in ALGOS:
+        raise ConfigError(
+            f"{path}: cannot tell the algorithm from the file name '{path.name}'; pass --algo "
+            f"({', '.join(ALGOS)})"
+        )
     algo_name = algo or path.stem
     if env in data:
         section = env
@@ -276,13 +320,15 @@ class _Checker:
             if isinstance(item, str):
                 specs.append(WrapperSpec(item))
             elif isinstance(item, dict) and len(item) == 1:
-                (name, kwargs), = item.items()
+                ((name, kwargs),) = item.items()
                 specs.append(WrapperSpec(str(name), self.mapping(key, kwargs)))
             else:
                 raise self.fail(key, f"expected 'module.Class' or a list of them (with kwargs), got {item!r}")
         for spec in specs:
             if "." not in spec.path:
-                raise self.fail(key, f"'{spec.path}' is not a dotted path such as 'gymnasium.wrappers.TimeLimit'")
+                raise self.fail(
+                    key, f"'{spec.path}' is not a dotted path such as 'gymnasium.wrappers.TimeLimit'"
+                )
         return tuple(specs)
 
 
@@ -357,7 +403,9 @@ def _build(
     seed = None if seed is None else checker.integer("seed", seed, minimum=0)
     policy = values.get("policy", spec.policies[0])
     if policy not in spec.policies:
-        raise checker.fail("policy", f"unknown policy '{policy}' for {algo}; choose one of {', '.join(spec.policies)}")
+        raise checker.fail(
+            "policy", f"unknown policy '{policy}' for {algo}; choose one of {', '.join(spec.policies)}"
+        )
 
     normalize = values.get("normalize", False)
     if isinstance(normalize, str):
@@ -365,9 +413,13 @@ def _build(
     if isinstance(normalize, dict):
         for name in normalize:
             if name not in _NORMALIZE_KEYS:
-                raise checker.fail("normalize", f"unknown VecNormalize option '{name}'{_did_you_mean(name, _NORMALIZE_KEYS)}")
+                raise checker.fail(
+                    "normalize", f"unknown VecNormalize option '{name}'{_did_you_mean(name, _NORMALIZE_KEYS)}"
+                )
     elif not isinstance(normalize, bool):
-        raise checker.fail("normalize", f"expected true, false or a mapping of VecNormalize options, got {normalize!r}")
+        raise checker.fail(
+            "normalize", f"expected true, false or a mapping of VecNormalize options, got {normalize!r}"
+        )
 
     frame_stack = values.get("frame_stack")
     if frame_stack is not None:
@@ -437,10 +489,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = raw
     # YAML reads "1e-3" as a string (it wants "1.0e-3"); numbers typed on a command line are numbers.
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):
             value = float(value) if any(c in value for c in ".eE") else int(value)
-        except ValueError:
-            pass
     return key, value
 
 

@@ -30,7 +30,9 @@ class ModelTarget:
 
 def latest_run(parent: Path) -> Path | None:
     """:return: the highest-numbered ``run-N`` folder under ``parent`` that holds a model, or None."""
-    runs = [p for p in parent.glob("run-*") if p.name[4:].isdigit() and any((p / f).exists() for f in MODEL_FILES)]
+    runs = [
+        p for p in parent.glob("run-*") if p.name[4:].isdigit() and any((p / f).exists() for f in MODEL_FILES)
+    ]
     return max(runs, key=lambda p: int(p.name[4:]), default=None)
 
 
@@ -60,13 +62,17 @@ def resolve_target(
     """
     path = Path(target)
     if not path.exists():
-        raise ModelLoadError(f"{path}: no such file or folder (expected a config, a run folder or a model .zip)")
+        raise ModelLoadError(
+            f"{path}: no such file or folder (expected a config, a run folder or a model .zip)"
+        )
     if path.is_file() and path.suffix in (".yaml", ".yml"):
         config = load_config(path, env=env, algo=algo)
         parent = log_folder / config.run_name
         run = latest_run(parent)
         if run is None:
-            raise ModelLoadError(f"{path}: no trained run under {parent}/ (train it first: rltool train {path})")
+            raise ModelLoadError(
+                f"{path}: no trained run under {parent}/ (train it first: rltool train {path})"
+            )
         return _from_run_dir(run, best)
     if path.is_dir():
         if _is_run_dir(path):
@@ -82,7 +88,9 @@ def resolve_target(
         config = _run_config(run_dir)
         return ModelTarget(path, config, run_dir, _vecnormalize_beside(path, run_dir))
     if env is None or algo is None:
-        raise ConfigError(f"{path}: a model zip outside a run folder needs --env and --algo (e.g. --env CartPole-v1 --algo ppo)")
+        raise ConfigError(
+            f"{path}: a model zip outside a run folder needs --env and --algo (e.g. --env CartPole-v1 --algo ppo)"
+        )
     return ModelTarget(path, _bare_config(path, env, algo), None, _vecnormalize_beside(path, None))
 
 
@@ -96,7 +104,10 @@ def _run_dir_of(model_path: Path) -> Path | None:
 
 
 def _vecnormalize_beside(model_path: Path, run_dir: Path | None) -> Path | None:
-    for candidate in (model_path.parent / "vecnormalize.pkl", run_dir / "vecnormalize.pkl" if run_dir else None):
+    for candidate in (
+        model_path.parent / "vecnormalize.pkl",
+        run_dir / "vecnormalize.pkl" if run_dir else None,
+    ):
         if candidate is not None and candidate.exists():
             return candidate
     return None
@@ -129,12 +140,20 @@ def _bare_config(model_path: Path, env: str, algo: str) -> ExperimentConfig:
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise ConfigError(f"--algo: unknown algorithm '{algo}'{hint}")
     check_env_id(env, where="--env")
-    return ExperimentConfig(env=env, algo=algo, n_timesteps=1, policy=ALGOS[algo].policies[0], source=str(model_path))
+    return ExperimentConfig(
+        env=env, algo=algo, n_timesteps=1, policy=ALGOS[algo].policies[0], source=str(model_path)
+    )
 
 
-def load_trained(target: ModelTarget, *, n_envs: int = 1, render_mode: str | None = None,
-                 seed: int | None = None, trust_pickles: bool = False,
-                 allowed_modules: tuple[str, ...] = ()) -> tuple[Any, Any]:
+def load_trained(
+    target: ModelTarget,
+    *,
+    n_envs: int = 1,
+    render_mode: str | None = None,
+    seed: int | None = None,
+    trust_pickles: bool = False,
+    allowed_modules: tuple[str, ...] = (),
+) -> tuple[Any, Any]:
     """Build the target's env through the shared builder and load its model without unpickling.
 
     :param target: from :func:`resolve_target`.
@@ -179,6 +198,8 @@ def load_trained(target: ModelTarget, *, n_envs: int = 1, render_mode: str | Non
             action_space=env.action_space,
             trust_pickles=trust_pickles,
             extra_custom_objects=extra,
+            env_name=config.env,
+            env=env,
         )
     except BaseException:
         env.close()
@@ -257,4 +278,6 @@ def evaluate(
     finally:
         env.close()
     config = target.config
-    return EvalResult(target.model_path, target.run_dir, config.algo, config.env, deterministic, rewards, lengths)
+    return EvalResult(
+        target.model_path, target.run_dir, config.algo, config.env, deterministic, rewards, lengths
+    )

@@ -29,7 +29,9 @@ def atomic_path(destination: Path) -> Iterator[Path]:
     destination = Path(destination)
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=f".tmp{destination.suffix}")
+        handle, name = tempfile.mkstemp(
+            dir=destination.parent, prefix=f".{destination.name}.", suffix=f".tmp{destination.suffix}"
+        )
     except OSError as error:
         raise OutputError(f"{destination}: cannot write ({error.strerror or error})") from None
     os.close(handle)

@@ -128,7 +128,7 @@ def _convert(node: ast.AST, where: str) -> Any:
     if isinstance(node, ast.Dict) and None not in node.keys:
         keys = [_convert(key, where) for key in node.keys]
         if all(isinstance(key, (str, int)) for key in keys):
-            return {key: _convert(value, where) for key, value in zip(keys, node.values)}
+            return {key: _convert(value, where) for key, value in zip(keys, node.values, strict=True)}
     if (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)

@@ -7,7 +7,9 @@ evaluations.npz, checkpoints/, tb/ and train.json.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rltool.config import ExperimentConfig, config_to_yaml
-from rltool.errors import OutputError, TrainingDivergedError
+from rltool.errors import OutputError, RltoolError, TrainingDivergedError
 from rltool.fileio import check_writable_folder, write_json, write_text
 
 Report = Callable[[str], None]
@@ -115,10 +117,8 @@ def package_versions() -> dict[str, str]:
 
     versions = {"python": platform.python_version()}
     for name in ("rltool", "stable-baselines3", "sb3-contrib", "torch", "gymnasium", "numpy"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     return versions
 
 
@@ -163,34 +163,64 @@ def _config_callbacks(config: ExperimentConfig, options: TrainOptions) -> list[A
 
     callbacks = []
     for spec in config.callback:
-        callback_class = import_object(spec.path, allowed_modules=options.allowed_modules, where=f"{config.source}: callback")
+        callback_class = import_object(
+            spec.path, allowed_modules=options.allowed_modules, where=f"{config.source}: callback"
+        )
         callbacks.append(callback_class(**spec.kwargs))
     return callbacks
 
 
-def train(config: ExperimentConfig, options: TrainOptions = TrainOptions(), report: Report = print) -> TrainResult:
+def train(
+    config: ExperimentConfig,
+    options: TrainOptions = TrainOptions(),
+    report: Report = print,
+    extra_callbacks: list[Any] | None = None,
+) -> TrainResult:
     """Train a new run of ``config``.
 
     :param config: the validated experiment.
     :param options: see :class:`TrainOptions`.
     :param report: where to print progress lines.
+    :param extra_callbacks: more SB3 callbacks (e.g. a progress reporter of a multi-seed parent).
     :return: the run's summary; the run folder holds everything.
     """
     from rltool.algos import build_model
 
     threads = set_threads(options.threads)
+    created = options.run_dir is None
     run_dir = options.run_dir or create_run_dir(options.log_folder, config.run_name)
     run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        env = build_env(config, run_dir, options)
+        try:
+            tensorboard_log = str(run_dir / "tb") if options.tensorboard else None
+            model = build_model(config, env, tensorboard_log=tensorboard_log, verbose=options.verbose)
+        except BaseException:
+            env.close()
+            raise
+    except RltoolError:
+        if created:  # nothing was trained: leave no half-made run folder behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     write_text(
         run_dir / "config.yaml",
-        config_to_yaml(config, header=f"# Resolved from {config.source}; train again with: rltool train {run_dir}/config.yaml\n"),
+        config_to_yaml(
+            config,
+            header=f"# Resolved from {config.source}; train again with: rltool train {run_dir}/config.yaml\n",
+        ),
     )
     report(f"run folder: {run_dir}")
-    env = build_env(config, run_dir, options)
     try:
-        tensorboard_log = str(run_dir / "tb") if options.tensorboard else None
-        model = build_model(config, env, tensorboard_log=tensorboard_log, verbose=options.verbose)
-        return run_learning(model, config, run_dir, options, report, threads=threads, reset_num_timesteps=True)
+        return run_learning(
+            model,
+            config,
+            run_dir,
+            options,
+            report,
+            threads=threads,
+            reset_num_timesteps=True,
+            extra_callbacks=extra_callbacks,
+        )
     finally:
         env.close()
 
@@ -314,7 +344,10 @@ def run_learning(
         "versions": package_versions(),
         "pid": os.getpid(),
         "final_eval": final_eval,
-        "segments": [*previous.get("segments", []), {"start": start_steps, "end": int(model.num_timesteps), "wall_time_s": round(wall_time, 3)}],
+        "segments": [
+            *previous.get("segments", []),
+            {"start": start_steps, "end": int(model.num_timesteps), "wall_time_s": round(wall_time, 3)},
+        ],
     }
     write_json(run_dir / "train.json", info)
     steps_per_s = steps_done / wall_time if wall_time > 0 else 0.0

@@ -41,7 +41,9 @@ def check_rgb_array(target: ModelTarget) -> None:
         modes = list(getattr(spec.entry_point, "metadata", {}).get("render_modes", []))
     if "rgb_array" not in modes:
         shown = ", ".join(modes) or "none"
-        raise EnvError(f"env '{config.env}' cannot render rgb_array frames (its render modes: {shown}); no video possible")
+        raise EnvError(
+            f"env '{config.env}' cannot render rgb_array frames (its render modes: {shown}); no video possible"
+        )
 
 
 def record_video(
@@ -84,7 +86,13 @@ def record_video(
     check_writable_folder(output.parent)
     check_rgb_array(target)
     set_threads(None)
-    model, env = load_trained(target, render_mode="rgb_array", seed=seed, trust_pickles=trust_pickles, allowed_modules=allowed_modules)
+    model, env = load_trained(
+        target,
+        render_mode="rgb_array",
+        seed=seed,
+        trust_pickles=trust_pickles,
+        allowed_modules=allowed_modules,
+    )
     try:
         frames = _collect_frames(model, env, length, deterministic)
         env_fps = (env.get_attr("metadata")[0] or {}).get("render_fps")
@@ -121,7 +129,9 @@ def _collect_frames(model, env, length: int, deterministic: bool) -> list:
             from sb3_contrib.common.maskable.utils import get_action_masks
 
             kwargs["action_masks"] = get_action_masks(env)
-        action, state = model.predict(observation, state=state, episode_start=episode_start, deterministic=deterministic, **kwargs)
+        action, state = model.predict(
+            observation, state=state, episode_start=episode_start, deterministic=deterministic, **kwargs
+        )
         observation, _, dones, _ = env.step(action)
         episode_start = dones
         frames.append(env.render())

@@ -11,9 +11,10 @@ from rltool.literal import resolve_symbols
 from rltool.schedules import to_schedule
 
 if TYPE_CHECKING:
-    from rltool.config import ExperimentConfig
     from stable_baselines3.common.base_class import BaseAlgorithm
     from stable_baselines3.common.vec_env import VecEnv
+
+    from rltool.config import ExperimentConfig
 
 __all__ = ["ALGOS", "AlgoSpec", "algo_class", "build_model", "model_kwargs"]
 

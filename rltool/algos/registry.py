@@ -36,8 +36,16 @@ class AlgoSpec:
     recurrent: bool = False
 
 
-def _spec(name: str, module: str, class_name: str, *extra: str, base: tuple[str, ...] = (), **flags) -> AlgoSpec:
-    return AlgoSpec(name, module, class_name, frozenset(base + extra + _COMMON), **flags)
+def _spec(
+    name: str,
+    module: str,
+    class_name: str,
+    *extra: str,
+    base: tuple[str, ...] = (),
+    drop: tuple[str, ...] = (),
+    **flags,
+) -> AlgoSpec:
+    return AlgoSpec(name, module, class_name, frozenset(base + extra + _COMMON) - set(drop), **flags)
 
 
 ALGOS: dict[str, AlgoSpec] = {
@@ -50,7 +58,8 @@ ALGOS: dict[str, AlgoSpec] = {
         _spec("dqn", "stable_baselines3", "DQN", "target_update_interval", "exploration_fraction",
               "exploration_initial_eps", "exploration_final_eps", "max_grad_norm", base=_OFF_POLICY,
               off_policy=True),
-        _spec("ddpg", "stable_baselines3", "DDPG", "action_noise", base=_OFF_POLICY, off_policy=True),
+        _spec("ddpg", "stable_baselines3", "DDPG", "action_noise", base=_OFF_POLICY, drop=("stats_window_size",),
+              off_policy=True),
         _spec("td3", "stable_baselines3", "TD3", "action_noise", "policy_delay", "target_policy_noise",
               "target_noise_clip", base=_OFF_POLICY, off_policy=True),
         _spec("sac", "stable_baselines3", "SAC", "action_noise", "ent_coef", "target_update_interval",
@@ -76,9 +85,10 @@ ALGOS: dict[str, AlgoSpec] = {
               "max_grad_norm", "rollout_buffer_class", "rollout_buffer_kwargs", "target_kl", "stats_window_size",
               supports_masks=True),
         _spec("crossq", "sb3_contrib", "CrossQ", "action_noise", "ent_coef", "target_entropy", "policy_delay",
-              "use_sde", "sde_sample_freq", "use_sde_at_warmup", base=_OFF_POLICY, off_policy=True,
+              "use_sde", "sde_sample_freq", "use_sde_at_warmup", base=_OFF_POLICY, drop=("tau",), off_policy=True,
               policies=("MlpPolicy",)),
-        _spec("reinforce", "rltool.algos.reinforce", "Reinforce", "baseline", "vf_coef", base=_ON_POLICY),
+        _spec("reinforce", "rltool.algos.reinforce", "Reinforce", "baseline", "vf_coef", base=_ON_POLICY,
+              drop=("gae_lambda",)),
     )
 }  # fmt: skip
 

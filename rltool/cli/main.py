@@ -43,39 +43,61 @@ def user_errors() -> Iterator[None]:
 
 
 # Options shared by several commands, defined once.
-EnvOpt = Annotated[str | None, typer.Option("--env", help="Env id (required for zoo files and bare model zips).")]
-AlgoOpt = Annotated[str | None, typer.Option("--algo", help="Algorithm (default: the config's, or the zoo file's name).")]
+EnvOpt = Annotated[
+    str | None, typer.Option("--env", help="Env id (required for zoo files and bare model zips).")
+]
+AlgoOpt = Annotated[
+    str | None, typer.Option("--algo", help="Algorithm (default: the config's, or the zoo file's name).")
+]
 LogFolderOpt = Annotated[Path, typer.Option("-f", "--log-folder", help="Folder of the runs.")]
 TrustOpt = Annotated[
-    bool, typer.Option("--trust-pickles", help="Allow model/statistics files that need unpickling (can run code).")
+    bool,
+    typer.Option("--trust-pickles", help="Allow model/statistics files that need unpickling (can run code)."),
 ]
 AllowModuleOpt = Annotated[
     list[str] | None,
-    typer.Option("--allow-module", help="Allow wrappers/callbacks from this module (repeatable).", show_default=False),
+    typer.Option(
+        "--allow-module", help="Allow wrappers/callbacks from this module (repeatable).", show_default=False
+    ),
 ]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed.")]
-DeterministicOpt = Annotated[bool, typer.Option("--deterministic/--stochastic", help="Greedy or sampled actions.")]
+DeterministicOpt = Annotated[
+    bool, typer.Option("--deterministic/--stochastic", help="Greedy or sampled actions.")
+]
 
 
 @app.command()
 def train(
-    config: Annotated[Path, typer.Argument(help="Config YAML (single experiment or rl-baselines3-zoo file).")] = None,
+    config: Annotated[
+        Path, typer.Argument(help="Config YAML (single experiment or rl-baselines3-zoo file).")
+    ] = None,
     env: EnvOpt = None,
     algo: AlgoOpt = None,
     n_timesteps: Annotated[int | None, typer.Option("-n", "--n-timesteps", help="Total env steps.")] = None,
     seed: SeedOpt = None,
     n_envs: Annotated[int | None, typer.Option("--n-envs", help="Parallel envs.")] = None,
     params: Annotated[
-        list[str] | None, typer.Option("-p", "--param", help="Override a hyperparameter: key=value (repeatable).")
+        list[str] | None,
+        typer.Option("-p", "--param", help="Override a hyperparameter: key=value (repeatable)."),
     ] = None,
     log_folder: LogFolderOpt = Path("models"),
-    eval_freq: Annotated[int, typer.Option("--eval-freq", help="Evaluate every N steps, keep the best (0: off).")] = 10_000,
-    eval_episodes: Annotated[int, typer.Option("--eval-episodes", help="Episodes per periodic evaluation.")] = 5,
+    eval_freq: Annotated[
+        int, typer.Option("--eval-freq", help="Evaluate every N steps, keep the best (0: off).")
+    ] = 10_000,
+    eval_episodes: Annotated[
+        int, typer.Option("--eval-episodes", help="Episodes per periodic evaluation.")
+    ] = 5,
     save_freq: Annotated[int, typer.Option("--save-freq", help="Checkpoint every N steps (0: off).")] = 0,
-    threads: Annotated[int | None, typer.Option("--threads", help="Torch threads (default 1 on CPU).")] = None,
-    vec_env: Annotated[str | None, typer.Option("--vec-env", help="dummy or subproc (default: the config's).")] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="Torch threads (default 1 on CPU).")
+    ] = None,
+    vec_env: Annotated[
+        str | None, typer.Option("--vec-env", help="dummy or subproc (default: the config's).")
+    ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar.")] = True,
-    tensorboard: Annotated[bool, typer.Option("--tensorboard/--no-tensorboard", help="TensorBoard logs.")] = True,
+    tensorboard: Annotated[
+        bool, typer.Option("--tensorboard/--no-tensorboard", help="TensorBoard logs.")
+    ] = True,
     allow_module: AllowModuleOpt = None,
     trust_pickles: TrustOpt = False,
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="SB3 log output.")] = 0,
@@ -92,7 +114,13 @@ def train(
             if value < 0:
                 raise RltoolError(f"{name}: must be >= 0, got {value}")
         experiment = load_config(
-            config, env=env, algo=algo, overrides=params or (), n_timesteps=n_timesteps, seed=seed, n_envs=n_envs
+            config,
+            env=env,
+            algo=algo,
+            overrides=params or (),
+            n_timesteps=n_timesteps,
+            seed=seed,
+            n_envs=n_envs,
         )
         from rltool.train import TrainOptions
         from rltool.train import train as run_training
@@ -124,7 +152,8 @@ def evaluate_command(
     deterministic: DeterministicOpt = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object for machines.")] = False,
     min_reward: Annotated[
-        float | None, typer.Option("--min-reward", help="Exit 1 when the mean reward is below this (CI gate).")
+        float | None,
+        typer.Option("--min-reward", help="Exit 1 when the mean reward is below this (CI gate)."),
     ] = None,
     best: Annotated[bool, typer.Option("--best", help="Use best_model.zip of the run.")] = False,
     seed: SeedOpt = None,
@@ -152,7 +181,9 @@ def evaluate_command(
         else:
             mode = "deterministic" if deterministic else "stochastic"
             typer.echo(f"model: {result.model_path} ({result.algo} on {result.env})")
-            typer.echo(f"mean_reward={result.mean_reward:.2f} +/- {result.std_reward:.2f} over {episodes} {mode} episodes")
+            typer.echo(
+                f"mean_reward={result.mean_reward:.2f} +/- {result.std_reward:.2f} over {episodes} {mode} episodes"
+            )
             typer.echo("episode lengths: " + " ".join(str(n) for n in result.episode_lengths))
         if min_reward is not None and result.mean_reward < min_reward:
             if not as_json:
@@ -166,7 +197,9 @@ def record_video_command(
     env: EnvOpt = None,
     algo: AlgoOpt = None,
     length: Annotated[int, typer.Option("--length", help="Env steps to film.")] = 300,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="The .mp4 to write (must not exist).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="The .mp4 to write (must not exist).")
+    ] = None,
     deterministic: DeterministicOpt = True,
     fps: Annotated[int | None, typer.Option("--fps", help="Frames per second (default: the env's).")] = None,
     best: Annotated[bool, typer.Option("--best", help="Use best_model.zip of the run.")] = False,

@@ -84,15 +84,21 @@ def make_env_thunk(config: ExperimentConfig, rank: int, options: EnvOptions) -> 
         try:
             env = gym.make(env_id, **kwargs)
         except Exception as error:  # noqa: BLE001 - gymnasium and user envs raise anything
-            raise EnvError(f"{config.source}: cannot create env '{config.env}': {type(error).__name__}: {error}") from None
+            raise EnvError(
+                f"{config.source}: cannot create env '{config.env}': {type(error).__name__}: {error}"
+            ) from None
         seed = options.seed if options.seed is not None else config.seed
         if seed is not None:
             env.action_space.seed(seed + rank)
         filename = None
         if options.monitor_dir is not None:
             filename = str(options.monitor_dir / f"{options.monitor_prefix}-{rank}")
-        env = Monitor(env, filename=filename, override_existing=not options.append_monitor, **config.monitor_kwargs)
-        return _apply_env_wrappers(env, config.env_wrapper, options.allowed_modules, f"{config.source}: env_wrapper")
+        env = Monitor(
+            env, filename=filename, override_existing=not options.append_monitor, **config.monitor_kwargs
+        )
+        return _apply_env_wrappers(
+            env, config.env_wrapper, options.allowed_modules, f"{config.source}: env_wrapper"
+        )
 
     return thunk
 
@@ -119,7 +125,9 @@ def build_vec_env(config: ExperimentConfig, options: EnvOptions | None = None) -
         venv.seed(seed)
 
     for spec in config.vec_env_wrapper:
-        wrapper = import_object(spec.path, allowed_modules=options.allowed_modules, where=f"{config.source}: vec_env_wrapper")
+        wrapper = import_object(
+            spec.path, allowed_modules=options.allowed_modules, where=f"{config.source}: vec_env_wrapper"
+        )
         venv = wrapper(venv, **spec.kwargs)
     venv = _maybe_normalize(venv, config, options)
     if config.frame_stack:
@@ -137,17 +145,17 @@ def _maybe_normalize(venv: VecEnv, config: ExperimentConfig, options: EnvOptions
     if kwargs is None:
         return venv
     path = options.vecnormalize_path
-    if path is not None and path.exists():
+    if path is not None:
+        if not path.exists():
+            venv.close()
+            raise ModelLoadError(
+                f"{path}: missing; the config sets 'normalize' so the statistics saved with the model are needed"
+            )
         from rltool.safe_load import load_vecnormalize
 
         normalized = load_vecnormalize(path, venv, trust_pickles=options.trust_pickles)
-    elif options.normalize == "frozen" or path is not None:
-        venv.close()
-        raise ModelLoadError(
-            f"{path or 'vecnormalize.pkl'}: missing; the config sets 'normalize' so the statistics saved "
-            "with the model are needed"
-        )
     else:
+        # new statistics: for training, or for an eval env that training keeps in sync
         if "gamma" not in kwargs and "gamma" in config.algo_kwargs:
             kwargs["gamma"] = config.algo_kwargs["gamma"]  # discount the reward like the algorithm does
         normalized = VecNormalize(venv, **kwargs)
