@@ -101,27 +101,35 @@ def train(
     allow_module: AllowModuleOpt = None,
     trust_pickles: TrustOpt = False,
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="SB3 log output.")] = 0,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Continue this run folder from its newest checkpoint.")
+    ] = None,
 ) -> None:
     """Train an agent from a config; the run folder goes under models/<algo>-<env>/run-N/."""
     with user_errors():
         from rltool.config import load_config
 
-        if config is None:
-            raise RltoolError("give a config file, e.g. rltool train configs/cartpole.yaml")
+        if config is None and resume is None:
+            raise RltoolError("give a config file (rltool train configs/cartpole.yaml) or --resume RUN_DIR")
+        if resume is not None and (config is not None or params or env or algo or n_envs or seed is not None):
+            raise RltoolError(
+                "--resume continues a run with its own config; only --n-timesteps may change it"
+            )
         if vec_env not in (None, "dummy", "subproc"):
             raise RltoolError(f"--vec-env: expected dummy or subproc, got '{vec_env}'")
         for name, value in (("--eval-freq", eval_freq), ("--save-freq", save_freq)):
             if value < 0:
                 raise RltoolError(f"{name}: must be >= 0, got {value}")
-        experiment = load_config(
-            config,
-            env=env,
-            algo=algo,
-            overrides=params or (),
-            n_timesteps=n_timesteps,
-            seed=seed,
-            n_envs=n_envs,
-        )
+        if resume is None:
+            experiment = load_config(
+                config,
+                env=env,
+                algo=algo,
+                overrides=params or (),
+                n_timesteps=n_timesteps,
+                seed=seed,
+                n_envs=n_envs,
+            )
         from rltool.train import TrainOptions
         from rltool.train import train as run_training
 
@@ -138,7 +146,14 @@ def train(
             trust_pickles=trust_pickles,
             verbose=verbose,
         )
-        result = run_training(experiment, options, report=typer.echo)
+        if resume is not None:
+            from rltool.resume import resume as resume_run
+
+            result = resume_run(resume, options, n_timesteps=n_timesteps, report=typer.echo)
+            if result is None:  # already finished: nothing to do
+                return
+        else:
+            result = run_training(experiment, options, report=typer.echo)
         if result.status == "interrupted":
             raise typer.Exit(code=130)
 

@@ -1,0 +1,41 @@
+"""A hand-written SB3 script for one single-experiment config, as a user would write it.
+
+Prints the learn-phase steps/s. Used by overhead.py as the baseline; no rltool import.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+import yaml
+from stable_baselines3 import A2C, DQN, PPO, SAC
+from stable_baselines3.common.env_util import make_vec_env
+
+CLASSES = {"ppo": PPO, "a2c": A2C, "dqn": DQN, "sac": SAC}
+NOT_ALGO_KEYS = {"env", "algo", "seed", "n_timesteps", "n_envs", "policy"}
+
+
+def linear(initial: float):
+    return lambda progress_remaining: progress_remaining * initial
+
+
+def main(config_path: str, n_timesteps: int, threads: int) -> None:
+    torch.set_num_threads(threads)
+    with open(config_path) as handle:
+        config = yaml.safe_load(handle)
+    kwargs = {key: value for key, value in config.items() if key not in NOT_ALGO_KEYS}
+    for key, value in kwargs.items():
+        if isinstance(value, str) and value.startswith("lin_"):
+            kwargs[key] = linear(float(value[4:]))
+    env = make_vec_env(config["env"], n_envs=config.get("n_envs", 1), seed=config.get("seed"))
+    model = CLASSES[config["algo"]](config["policy"], env, seed=config.get("seed"), device="cpu", **kwargs)
+    started = time.perf_counter()
+    model.learn(total_timesteps=n_timesteps)
+    elapsed = time.perf_counter() - started
+    print(model.num_timesteps / elapsed)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
