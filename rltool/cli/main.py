@@ -104,6 +104,12 @@ def train(
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue this run folder from its newest checkpoint.")
     ] = None,
+    seeds: Annotated[
+        str | None, typer.Option("--seeds", help="Train several seeds in parallel processes: 0,1,2 or 0-4.")
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", help="Parallel seeds (default: one per core).")
+    ] = None,
 ) -> None:
     """Train an agent from a config; the run folder goes under models/<algo>-<env>/run-N/."""
     with user_errors():
@@ -111,6 +117,8 @@ def train(
 
         if config is None and resume is None:
             raise RltoolError("give a config file (rltool train configs/cartpole.yaml) or --resume RUN_DIR")
+        if resume is not None and seeds is not None:
+            raise RltoolError("--resume and --seeds do not combine; resume each run folder on its own")
         if resume is not None and (config is not None or params or env or algo or n_envs or seed is not None):
             raise RltoolError(
                 "--resume continues a run with its own config; only --n-timesteps may change it"
@@ -120,7 +128,7 @@ def train(
         for name, value in (("--eval-freq", eval_freq), ("--save-freq", save_freq)):
             if value < 0:
                 raise RltoolError(f"{name}: must be >= 0, got {value}")
-        if resume is None:
+        if resume is None and seeds is None:
             experiment = load_config(
                 config,
                 env=env,
@@ -146,6 +154,14 @@ def train(
             trust_pickles=trust_pickles,
             verbose=verbose,
         )
+        if seeds is not None:
+            from rltool.multiseed import parse_seeds, train_seeds
+
+            load_kwargs = dict(
+                env=env, algo=algo, overrides=params or (), n_timesteps=n_timesteps, n_envs=n_envs, seed=seed
+            )
+            code = train_seeds(config, parse_seeds(seeds), jobs, load_kwargs, options, report=typer.echo)
+            raise typer.Exit(code=code)
         if resume is not None:
             from rltool.resume import resume as resume_run
 
@@ -242,6 +258,16 @@ def record_video_command(
             allowed_modules=tuple(allow_module or ()),
         )
         typer.echo(f"video: {path}")
+
+
+# Commands of their own modules; each imports its heavy dependencies only when it runs.
+from rltool.cli import analysis as _analysis  # noqa: E402
+from rltool.cli import tune as _tune  # noqa: E402
+
+app.command("tune")(_tune.tune)
+app.command("plot")(_analysis.plot)
+app.command("report")(_analysis.report)
+app.command("smoke")(_analysis.smoke)
 
 
 def run() -> None:

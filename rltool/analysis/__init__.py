@@ -1,0 +1,1 @@
+"""Analysis of finished runs: learning curves (`rltool plot`) and summary tables (`rltool report`)."""
