@@ -203,17 +203,29 @@ def checkpoint_dirs(run_dir: Path) -> list[Path]:
     return sorted(found, key=lambda path: int(path.name[5:]))
 
 
+def weights_finite(model: Any) -> bool:
+    """:return: whether every parameter of the model's policy is finite (no NaN, no inf)."""
+    return all(bool(parameter.data.isfinite().all()) for parameter in model.policy.parameters())
+
+
 def write_checkpoint(model: Any, run_dir: Path, *, keep_replay_buffer: bool = True) -> tuple[Path, int]:
     """Write model, VecNormalize statistics and (off-policy) replay buffer as one checkpoint.
 
     The files go into a temporary folder that is renamed to ``checkpoints/step-<N>`` at the
     end, so a checkpoint folder either holds everything resume needs or does not exist.
+    Weights that are NaN or infinite are never written: the last checkpoint stays a good one.
 
     :param model: the model being trained.
     :param run_dir: the run folder.
     :param keep_replay_buffer: also save the replay buffer of off-policy algorithms.
     :return: the checkpoint folder and the size of its replay buffer file in bytes (0 if none).
+    :raises TrainingDivergedError: the weights are NaN or infinite.
     """
+    if not weights_finite(model):
+        raise TrainingDivergedError(
+            f"training diverged at step {model.num_timesteps}: network weights became NaN or infinite "
+            "(lower the learning rate or clip gradients); the last checkpoint is kept"
+        )
     folder = run_dir / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"step-{model.num_timesteps:012d}"
@@ -227,8 +239,13 @@ def write_checkpoint(model: Any, run_dir: Path, *, keep_replay_buffer: bool = Tr
                 model.save_replay_buffer(temporary)
             buffer_bytes = (staging / "replay_buffer.pkl").stat().st_size
         if final.exists():  # same step saved twice (e.g. Ctrl-C right after a checkpoint)
-            shutil.rmtree(final)
-        staging.rename(final)
+            # move the old one out of the way with a rename: step-<N> is never half deleted
+            old = Path(tempfile.mkdtemp(dir=folder, prefix=".old-"))
+            final.rename(old / final.name)
+            staging.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staging.rename(final)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -236,13 +253,26 @@ def write_checkpoint(model: Any, run_dir: Path, *, keep_replay_buffer: bool = Tr
 
 
 class CheckpointCallback(BaseCallback):
-    """Write a complete checkpoint every ``save_freq`` total env steps."""
+    """Write a complete checkpoint every ``save_freq`` total env steps.
 
-    def __init__(self, run_dir: Path, save_freq: int, report: Callable[[str], None] | None = None):
+    :param run_dir: the run folder.
+    :param save_freq: total env steps between checkpoints.
+    :param report: where to print the replay buffer's size.
+    :param on_checkpoint: called with each new checkpoint folder (e.g. to refresh train.json).
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        save_freq: int,
+        report: Callable[[str], None] | None = None,
+        on_checkpoint: Callable[[Path], None] | None = None,
+    ):
         super().__init__()
         self.run_dir = run_dir
         self.save_freq = save_freq
         self.report = report
+        self.on_checkpoint = on_checkpoint
         self.next_save = 0
 
     def _on_training_start(self) -> None:
@@ -254,6 +284,8 @@ class CheckpointCallback(BaseCallback):
             folder, buffer_bytes = write_checkpoint(self.model, self.run_dir)
             if self.report is not None and buffer_bytes:
                 self.report(f"checkpoint {folder.name}: replay buffer {buffer_bytes / 2**20:.1f} MiB")
+            if self.on_checkpoint is not None:
+                self.on_checkpoint(folder)
         return True
 
 
@@ -293,9 +325,8 @@ class NanGuardCallback(BaseCallback):
         if self.model.num_timesteps < self.next_weight_check:
             return
         self.next_weight_check = self.model.num_timesteps + self.weight_check_steps
-        for parameter in self.model.policy.parameters():
-            if not bool(parameter.data.isfinite().all()):
-                raise TrainingDivergedError(self._message("network weights"))
+        if not weights_finite(self.model):
+            raise TrainingDivergedError(self._message("network weights"))
 
     def _message(self, what: str) -> str:
         return (

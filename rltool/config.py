@@ -258,11 +258,11 @@ class _Checker:
         self.path = path
         self.lines = lines
         self.prefix = prefix
-        self.override_keys: set[str] = set()
+        self.override_keys: dict[str, str] = {}  # key -> how the command line gave it
 
     def where(self, key: str) -> str:
         if key in self.override_keys:
-            return f"-p {key}"
+            return self.override_keys[key]
         line = self.lines.get((*self.prefix, key))
         return f"{self.path}:{line}: {key}" if line else f"{self.path}: {key}"
 
@@ -524,15 +524,15 @@ def load_config(
     for text in overrides:
         key, value = parse_override(text)
         hyperparams[key] = value
-        checker.override_keys.add(key)
+        checker.override_keys[key] = f"-p {key}"
     if n_timesteps is not None:
         hyperparams["n_timesteps"] = n_timesteps
-        checker.override_keys.add("n_timesteps")
+        checker.override_keys["n_timesteps"] = "--n-timesteps"
     if seed is not None:
         hyperparams["seed"] = seed
     if n_envs is not None:
         hyperparams["n_envs"] = n_envs
-        checker.override_keys.add("n_envs")
+        checker.override_keys["n_envs"] = "--n-envs"
     config = _build(hyperparams, env_id, algo_name, checker, str(path))
     if check_env:
         from rltool.envs.registry import check_env_id

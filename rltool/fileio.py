@@ -86,3 +86,10 @@ def check_writable_folder(folder: Path) -> None:
         raise OutputError(f"{folder}: '{existing}' is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise OutputError(f"{folder}: not writable (check permissions or choose another folder)")
+    # os.access says yes to root everywhere, and to read-only mounts and /proc: try for real
+    # (an unnamed temporary file; it disappears when closed, even after a kill)
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise OutputError(f"{folder}: not writable ({error.strerror or error})") from None

@@ -46,6 +46,7 @@ from typing import Any
 
 from rltool.config import ExperimentConfig
 from rltool.errors import ConfigError, RltoolError
+from rltool.fileio import write_text
 from rltool.train import TrainOptions, TrainResult, create_run_dir
 
 Report = Callable[[str], None]
@@ -179,9 +180,9 @@ def _child(index: int, config: ExperimentConfig, options: TrainOptions, messages
     except BaseException as error:  # noqa: BLE001 - anything a child raises is reported, not lost
         log = options.run_dir / "error.log"
         try:
-            log.write_text(traceback.format_exc(), encoding="utf-8")
+            write_text(log, traceback.format_exc())
             where = f" (traceback in {log})"
-        except OSError:
+        except (OSError, RltoolError):
             where = ""
         text = str(error).strip()
         first = f": {text.splitlines()[0]}" if text else ""

@@ -9,14 +9,24 @@ stops at the config's total ``n_timesteps``, not that many more.
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from rltool.config import ExperimentConfig, config_to_yaml, load_config
-from rltool.errors import ModelLoadError, RltoolError
+from rltool.errors import ConfigError, ModelLoadError, RltoolError, UnsafeFileError
 from rltool.fileio import write_text
-from rltool.train import Report, TrainOptions, TrainResult, build_env, run_learning, set_threads
+from rltool.train import (
+    Report,
+    TrainOptions,
+    TrainResult,
+    build_env,
+    free_monitor_prefix,
+    run_learning,
+    set_threads,
+)
 
 
 @dataclass(frozen=True)
@@ -39,24 +49,41 @@ def _existing(path: Path) -> Path | None:
     return path if path.exists() else None
 
 
+def _saved_step(model_path: Path) -> int:
+    """:return: ``num_timesteps`` of a model zip, read from its JSON without unpickling (-1 if unreadable)."""
+    from rltool.safe_load import read_model_metadata
+
+    try:
+        return int(read_model_metadata(model_path)["data"].get("num_timesteps", -1))
+    except (RltoolError, TypeError, ValueError):
+        return -1
+
+
 def resume_points(run_dir: Path) -> list[ResumePoint]:
-    """:return: checkpoints of ``run_dir``, newest first, then the run's last saved model."""
+    """:return: checkpoints of ``run_dir`` and its last saved model, newest first.
+
+    model.zip goes before the checkpoints it is newer than (a segment resumed without
+    ``--save-freq`` ends with a model.zip past the last checkpoint), after those of its step.
+    """
     from rltool.callbacks import checkpoint_dirs
 
-    points = [
-        ResumePoint(
-            folder / "model.zip",
-            _existing(folder / "vecnormalize.pkl"),
-            _existing(folder / "replay_buffer.pkl"),
-            f"checkpoint {folder.name}",
+    steps_and_points = [
+        (
+            int(folder.name[5:]),
+            ResumePoint(
+                folder / "model.zip",
+                _existing(folder / "vecnormalize.pkl"),
+                _existing(folder / "replay_buffer.pkl"),
+                f"checkpoint {folder.name}",
+            ),
         )
         for folder in reversed(checkpoint_dirs(run_dir))
     ]
     if (run_dir / "model.zip").exists():
-        points.append(
-            ResumePoint(run_dir / "model.zip", _existing(run_dir / "vecnormalize.pkl"), None, "model.zip")
-        )
-    return points
+        final = ResumePoint(run_dir / "model.zip", _existing(run_dir / "vecnormalize.pkl"), None, "model.zip")
+        steps_and_points.append((_saved_step(final.model_path), final))
+    steps_and_points.sort(key=lambda pair: -pair[0])  # stable: a checkpoint wins a tie
+    return [point for _, point in steps_and_points]
 
 
 def _schedules_from_config(config: ExperimentConfig) -> dict[str, Any]:
@@ -91,21 +118,47 @@ def _load_point(point: ResumePoint, config: ExperimentConfig, env: Any, options:
     return model
 
 
+# the temporary files of rltool.fileio.atomic_path: ".<name>.<8 random chars>.tmp<suffix>"
+_ATOMIC_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp(\.\w+)?")
+
+
+def _remove_leftovers(run_dir: Path) -> None:
+    """Delete what a killed writer leaves: staging folders of checkpoints and temporary files.
+
+    They are hidden (``.staging-*``, ``.old-*``, ``.<name>.<random>.tmp<suffix>``) and never read.
+    """
+    for folder in (run_dir, run_dir / "checkpoints"):
+        if not folder.is_dir():
+            continue
+        for path in folder.glob(".*"):
+            if path.is_dir() and path.name.startswith((".staging-", ".old-")):
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.is_file() and _ATOMIC_TEMPORARY.fullmatch(path.name):
+                path.unlink(missing_ok=True)
+
+
 def resume(
     run_dir: Path,
     options: TrainOptions = TrainOptions(),
     *,
     n_timesteps: int | None = None,
     report: Report = print,
+    extra_callbacks: list[Any] | None = None,
 ) -> TrainResult | None:
     """Continue ``run_dir`` until its config's total ``n_timesteps`` (or a larger ``n_timesteps``).
+
+    Checkpoints are tried newest first; one that fails to load is skipped (and reported), but
+    a file refused as unsafe stops the resume: it is an error to look at, not a broken file.
 
     :param run_dir: a run folder written by ``rltool train``.
     :param options: how to train (eval/save frequencies, threads, ...).
     :param n_timesteps: a new, larger total budget.
     :param report: where to print.
+    :param extra_callbacks: more SB3 callbacks, as for :func:`rltool.train.train`.
     :return: the result, or None when the run had already finished (nothing to do).
     """
+    if n_timesteps is not None and n_timesteps < 1:
+        raise ConfigError(f"--n-timesteps: must be >= 1, got {n_timesteps}")
     if not run_dir.is_dir():
         raise ModelLoadError(f"{run_dir}: no such run folder")
     if not (run_dir / "config.yaml").exists():
@@ -131,44 +184,74 @@ def resume(
         points = [point for point in points if point.vecnormalize_path is not None] or points
 
     threads = set_threads(options.threads)
-    segment = len(info.get("segments", [])) + 1
+    # new Monitor files for this segment: the old ones are logs and stay as they are
+    prefix = free_monitor_prefix(run_dir / "monitor", "train")
     model = env = None
+    last_error: RltoolError | None = None
     for point in points:
-        env = build_env(
-            config,
-            run_dir,
-            options,
-            vecnormalize_path=point.vecnormalize_path,
-            monitor_prefix=f"train-seg{segment}",
-        )
         try:
-            model = _load_point(point, config, env, options)
-            break
+            env = build_env(
+                config, run_dir, options, vecnormalize_path=point.vecnormalize_path, monitor_prefix=prefix
+            )
+            try:
+                model = _load_point(point, config, env, options)
+                break
+            except BaseException:
+                env.close()
+                raise
+        except UnsafeFileError:
+            _remove_monitor_files(run_dir, prefix, config.n_envs)
+            raise
         except RltoolError as error:
-            env.close()
+            last_error = error
             report(f"skipping {point.label}: {error}")
     if model is None:
-        raise ModelLoadError(f"{run_dir}: no checkpoint could be loaded (see the lines above)")
+        _remove_monitor_files(run_dir, prefix, config.n_envs)
+        raise ModelLoadError(
+            f"{run_dir}: no checkpoint or model could be loaded; the last one tried: {last_error}"
+        )
     if model.num_timesteps >= config.n_timesteps:
         env.close()
+        _remove_monitor_files(run_dir, prefix, config.n_envs)
         report(
             f"{run_dir}: {point.label} is at {model.num_timesteps} steps, the budget is {config.n_timesteps}"
         )
         return None
     report(f"resuming {run_dir} from {point.label} at step {model.num_timesteps} of {config.n_timesteps}")
-    if point.replay_buffer_path is None and getattr(model, "replay_buffer", None) is not None:
+    if point.replay_buffer_path is not None:
+        buffer = model.replay_buffer
+        report(f"replay buffer: {buffer.size() * buffer.n_envs} transitions")
+    elif getattr(model, "replay_buffer", None) is not None:
         report("note: no replay buffer saved with this point; continuing with an empty buffer")
-    write_text(
-        run_dir / "config.yaml", config_to_yaml(config, header=f"# Resolved from {config.source} (resumed)\n")
-    )
+    _remove_leftovers(run_dir)
+    if n_timesteps is not None:  # the new budget is the run's budget from now on
+        write_text(
+            run_dir / "config.yaml",
+            config_to_yaml(
+                config, header=f"# Resolved from {config.source} (resumed with -n {n_timesteps})\n"
+            ),
+        )
     try:
-        if options.tensorboard:
-            model.tensorboard_log = str(run_dir / "tb")
+        # the loaded model still holds the folder it was trained with, possibly relative to another cwd
+        model.tensorboard_log = str(run_dir / "tb") if options.tensorboard else None
         return run_learning(
-            model, config, run_dir, options, report, threads=threads, reset_num_timesteps=False
+            model,
+            config,
+            run_dir,
+            options,
+            report,
+            threads=threads,
+            reset_num_timesteps=False,
+            extra_callbacks=extra_callbacks,
         )
     finally:
         env.close()
+
+
+def _remove_monitor_files(run_dir: Path, prefix: str, n_envs: int) -> None:
+    """Delete the (empty) Monitor files of a resume that did not start."""
+    for rank in range(n_envs):
+        (run_dir / "monitor" / f"{prefix}-{rank}.monitor.csv").unlink(missing_ok=True)
 
 
 def _read_train_json(run_dir: Path) -> dict[str, Any]:

@@ -138,7 +138,25 @@ def build_env(config: ExperimentConfig, run_dir: Path | None, options: TrainOpti
     )
 
 
-def build_eval_env(config: ExperimentConfig, run_dir: Path | None, options: TrainOptions, n_envs: int = 1):
+def free_monitor_prefix(monitor_dir: Path, stem: str) -> str:
+    """:return: ``stem``, or ``stem-seg2``, ``stem-seg3``, ... : the first whose Monitor files do not exist.
+
+    A resumed run writes new Monitor CSVs beside the old ones instead of truncating them.
+    """
+    prefix, number = stem, 1
+    while (monitor_dir / f"{prefix}-0.monitor.csv").exists():
+        number += 1
+        prefix = f"{stem}-seg{number}"
+    return prefix
+
+
+def build_eval_env(
+    config: ExperimentConfig,
+    run_dir: Path | None,
+    options: TrainOptions,
+    n_envs: int = 1,
+    monitor_prefix: str = "eval",
+):
     """Build an evaluation env: same builder, frozen normalization, its own seed range."""
     from rltool.envs.builder import EnvOptions, build_vec_env
 
@@ -149,7 +167,7 @@ def build_eval_env(config: ExperimentConfig, run_dir: Path | None, options: Trai
             n_envs=n_envs,
             seed=seed,
             monitor_dir=run_dir / "monitor" if run_dir else None,
-            monitor_prefix="eval",
+            monitor_prefix=monitor_prefix,
             normalize="frozen",
             subproc=False,
             allowed_modules=options.allowed_modules,
@@ -239,7 +257,9 @@ def run_learning(
     """Learn until the config's total ``n_timesteps``, then save, evaluate and write train.json.
 
     Shared by new runs and resumed ones: the budget is the config's total, so a resumed run
-    learns only what is left and its schedules continue where they stopped.
+    learns only what is left and its schedules continue where they stopped. train.json is
+    written (atomically) at every checkpoint too, with status "running", so a killed run
+    keeps its history; a run that diverges gets status "diverged".
 
     :param model: a new or resumed model whose env is the training env.
     :param config: the experiment.
@@ -260,98 +280,137 @@ def run_learning(
         ProgressCallback,
         save_model,
         save_vecnormalize,
+        weights_finite,
         write_checkpoint,
     )
 
     start_steps = 0 if reset_num_timesteps else model.num_timesteps
     remaining = config.n_timesteps - start_steps
+    # read before this segment refreshes it: the wall time and segments of earlier segments
+    previous = {} if reset_num_timesteps else _read_json(run_dir / "train.json")
+    started = time.perf_counter()
+
+    def write_info(status: str, wall_time: float, final_eval: dict[str, Any] | None = None) -> dict[str, Any]:
+        steps_done = model.num_timesteps - start_steps
+        info = {
+            "algo": config.algo,
+            "env": config.env,
+            "seed": config.seed,
+            "n_timesteps": config.n_timesteps,
+            "num_timesteps": int(model.num_timesteps),
+            "n_envs": config.n_envs,
+            "threads": threads,
+            "wall_time_s": round(wall_time + previous.get("wall_time_s", 0.0), 3),
+            "steps_per_s": round(steps_done / wall_time, 2) if wall_time > 0 else None,
+            "status": status,
+            "config_file": config.source,
+            "versions": package_versions(),
+            "pid": os.getpid(),
+            "final_eval": final_eval,
+            "segments": [
+                *previous.get("segments", []),
+                {"start": start_steps, "end": int(model.num_timesteps), "wall_time_s": round(wall_time, 3)},
+            ],
+        }
+        write_json(run_dir / "train.json", info)
+        return info
+
+    def diverged(message: str) -> TrainingDivergedError:
+        write_info("diverged", time.perf_counter() - started)
+        return TrainingDivergedError(message)
+
     callbacks: list[Any] = [NanGuardCallback()]
     eval_env = None
     if options.eval_freq > 0:
-        eval_env = build_eval_env(config, run_dir, options)
+        eval_env = _eval_env(config, run_dir, options, reset_num_timesteps)
         callbacks.append(PeriodicEvalCallback(eval_env, run_dir, options.eval_freq, options.eval_episodes))
     if options.save_freq > 0:
-        callbacks.append(CheckpointCallback(run_dir, options.save_freq, report))
+        callbacks.append(
+            CheckpointCallback(
+                run_dir,
+                options.save_freq,
+                report,
+                on_checkpoint=lambda _: write_info("running", time.perf_counter() - started),
+            )
+        )
     callbacks += _config_callbacks(config, options) + list(extra_callbacks or [])
     if options.progress:
         callbacks.append(ProgressCallback(config.n_timesteps, description=config.run_name))
 
     status = "finished"
-    started = time.perf_counter()
     try:
-        model.learn(
-            total_timesteps=remaining,
-            callback=CallbackList(callbacks),
-            tb_log_name=config.algo,
-            reset_num_timesteps=reset_num_timesteps,
-        )
-    except KeyboardInterrupt:
-        status = "interrupted"
-    except ValueError as error:
-        # torch.distributions rejects NaN logits before our guard sees them
-        if "nan" not in str(error).lower():
-            raise
-        raise TrainingDivergedError(
-            f"training diverged at step {model.num_timesteps}: the policy produced NaN values "
-            "(lower the learning rate); the last checkpoint is kept"
-        ) from None
+        try:
+            model.learn(
+                total_timesteps=remaining,
+                callback=CallbackList(callbacks),
+                tb_log_name=config.algo,
+                reset_num_timesteps=reset_num_timesteps,
+            )
+        except KeyboardInterrupt:
+            status = "interrupted"
+        except TrainingDivergedError as error:
+            raise diverged(str(error)) from None
+        except ValueError as error:
+            # torch.distributions rejects NaN logits before our guard sees them
+            if "nan" not in str(error).lower():
+                raise
+            raise diverged(
+                f"training diverged at step {model.num_timesteps}: the policy produced NaN values "
+                "(lower the learning rate); the last checkpoint is kept"
+            ) from None
+        finally:
+            for callback in callbacks:
+                if isinstance(callback, ProgressCallback) and callback.bar is not None:
+                    callback.bar.close()
+        wall_time = time.perf_counter() - started
+        if not weights_finite(model):  # never overwrite model.zip with NaN weights
+            raise diverged(
+                f"training diverged at step {model.num_timesteps}: network weights became NaN or infinite "
+                "(lower the learning rate or clip gradients); the last checkpoint is kept"
+            )
+
+        save_model(model, run_dir / "model.zip")
+        save_vecnormalize(model.get_env(), run_dir / "vecnormalize.pkl")
+        if status == "interrupted" or options.save_freq > 0:
+            # a finished run's last checkpoint is its final state (replay buffer included), so
+            # ``--resume -n MORE`` continues from there
+            folder, _ = write_checkpoint(model, run_dir)
+        if status == "interrupted":
+            report(f"interrupted at step {model.num_timesteps}: saved {run_dir / 'model.zip'} and {folder}")
+            report(f"resume with: rltool train --resume {run_dir}")
+
+        final_eval = None
+        if status == "finished" and options.final_eval_episodes > 0:
+            from stable_baselines3.common.vec_env import sync_envs_normalization
+
+            from rltool.callbacks import evaluate_episodes
+
+            if eval_env is None:
+                eval_env = _eval_env(config, run_dir, options, reset_num_timesteps)
+            sync_envs_normalization(model.get_env(), eval_env)
+            rewards, lengths = evaluate_episodes(
+                model, eval_env, options.final_eval_episodes, deterministic=True
+            )
+            final_eval = _summary(rewards, lengths)
+            report(
+                f"mean_reward={final_eval['mean_reward']:.2f} +/- {final_eval['std_reward']:.2f} "
+                f"over {len(rewards)} deterministic episodes"
+            )
     finally:
-        for callback in callbacks:
-            if isinstance(callback, ProgressCallback) and callback.bar is not None:
-                callback.bar.close()
-    wall_time = time.perf_counter() - started
-    steps_done = model.num_timesteps - start_steps
+        if eval_env is not None:
+            eval_env.close()
 
-    save_model(model, run_dir / "model.zip")
-    save_vecnormalize(model.get_env(), run_dir / "vecnormalize.pkl")
-    if status == "interrupted":
-        folder, _ = write_checkpoint(model, run_dir)
-        report(f"interrupted at step {model.num_timesteps}: saved {run_dir / 'model.zip'} and {folder}")
-        report(f"resume with: rltool train --resume {run_dir}")
+    info = write_info(status, wall_time, final_eval)
+    steps_per_s = (model.num_timesteps - start_steps) / wall_time if wall_time > 0 else 0.0
+    return TrainResult(
+        run_dir, int(model.num_timesteps), info["wall_time_s"], steps_per_s, status, final_eval, info
+    )
 
-    final_eval = None
-    if status == "finished" and options.final_eval_episodes > 0:
-        from rltool.callbacks import evaluate_episodes
 
-        if eval_env is None:
-            eval_env = build_eval_env(config, run_dir, options)
-        from stable_baselines3.common.vec_env import sync_envs_normalization
-
-        sync_envs_normalization(model.get_env(), eval_env)
-        rewards, lengths = evaluate_episodes(model, eval_env, options.final_eval_episodes, deterministic=True)
-        final_eval = _summary(rewards, lengths)
-        report(
-            f"mean_reward={final_eval['mean_reward']:.2f} +/- {final_eval['std_reward']:.2f} "
-            f"over {len(rewards)} deterministic episodes"
-        )
-    if eval_env is not None:
-        eval_env.close()
-
-    previous = _read_json(run_dir / "train.json")
-    total_wall = wall_time + (previous.get("wall_time_s", 0.0) if not reset_num_timesteps else 0.0)
-    info = {
-        "algo": config.algo,
-        "env": config.env,
-        "seed": config.seed,
-        "n_timesteps": config.n_timesteps,
-        "num_timesteps": int(model.num_timesteps),
-        "n_envs": config.n_envs,
-        "threads": threads,
-        "wall_time_s": round(total_wall, 3),
-        "steps_per_s": round(steps_done / wall_time, 2) if wall_time > 0 else None,
-        "status": status,
-        "config_file": config.source,
-        "versions": package_versions(),
-        "pid": os.getpid(),
-        "final_eval": final_eval,
-        "segments": [
-            *previous.get("segments", []),
-            {"start": start_steps, "end": int(model.num_timesteps), "wall_time_s": round(wall_time, 3)},
-        ],
-    }
-    write_json(run_dir / "train.json", info)
-    steps_per_s = steps_done / wall_time if wall_time > 0 else 0.0
-    return TrainResult(run_dir, int(model.num_timesteps), total_wall, steps_per_s, status, final_eval, info)
+def _eval_env(config: ExperimentConfig, run_dir: Path, options: TrainOptions, new_run: bool) -> Any:
+    """The eval env of a run; a resumed run gets new Monitor files (``eval-seg2-0.monitor.csv``...)."""
+    prefix = "eval" if new_run else free_monitor_prefix(run_dir / "monitor", "eval")
+    return build_eval_env(config, run_dir, options, monitor_prefix=prefix)
 
 
 def _summary(rewards: list[float], lengths: list[int]) -> dict[str, Any]:

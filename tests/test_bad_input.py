@@ -1,0 +1,174 @@
+"""Bad input, one table: each case is one line on stderr ("rltool: error: ..."), exit 2 (or 0 where
+stated), no traceback, and nothing on disk changed (files, mtimes and sizes compared)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from rltool.cli.main import app
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+
+runner = CliRunner()
+RUN = "models/ppo-CartPole-v1/run-1"
+PLAIN_ENV = """\
+import gymnasium as gym
+import numpy as np
+
+
+class PlainEnv(gym.Env):
+    metadata = {"render_modes": []}
+    observation_space = gym.spaces.Box(-1, 1, (4,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, render_mode=None):
+        self.render_mode = render_mode
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(4, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(4, np.float32), 1.0, True, False, {}
+"""
+
+# (id, command line, exit code, text expected on the error line, or on stdout for exit 0)
+CASES: list[tuple[str, list[str], int, str]] = [
+    ("truncated-model", ["eval", "truncated"], 2, "truncated/model.zip: not a valid model zip"),
+    (
+        "not-a-zip",
+        ["eval", "notzip.zip", "--env", "CartPole-v1", "--algo", "ppo"],
+        2,
+        "not a valid model zip",
+    ),
+    (
+        "model-for-another-env",
+        ["eval", "bare.zip", "--env", "Pendulum-v1", "--algo", "ppo"],
+        2,
+        "model expects observation space Box(4,) but env Pendulum-v1 has Box(3,)",
+    ),
+    ("normalize-without-statistics", ["eval", "no-stats"], 2, "no vecnormalize.pkl lies beside the model"),
+    ("video-normalize-without-statistics", ["record-video", "no-stats"], 2, "no vecnormalize.pkl"),
+    ("no-such-run", ["eval", "models/ppo-CartPole-v1/run-9"], 2, "run-9: no such file or folder"),
+    ("resume-no-such-run", ["train", "--resume", "run-9"], 2, "run-9: no such run folder"),
+    ("folder-without-model", ["eval", "empty-dir"], 2, "empty-dir: holds no model"),
+    ("run-without-model", ["eval", "config-only"], 2, "config-only: holds no model.zip"),
+    ("resume-run-without-model", ["train", "--resume", "config-only"], 2, "holds no checkpoint or model"),
+    ("resume-not-a-run", ["train", "--resume", "empty-dir"], 2, "empty-dir: no config.yaml"),
+    ("resume-finished", ["train", "--resume", RUN], 0, "already finished at 256 steps"),
+    (
+        "resume-smaller-budget",
+        ["train", "--resume", RUN, "-n", "128"],
+        2,
+        "must exceed the finished run's 256",
+    ),
+    ("resume-zero-budget", ["train", "--resume", RUN, "-n", "0"], 2, "--n-timesteps: must be >= 1, got 0"),
+    ("empty-yaml", ["train", "empty.yaml"], 2, "empty.yaml: the file is empty"),
+    ("yaml-list", ["train", "list.yaml"], 2, "list.yaml: the top level is a list"),
+    ("zero-timesteps-in-file", ["train", "zero.yaml"], 2, "n_timesteps: must be >= 1, got 0"),
+    ("negative-timesteps", ["train", "ppo.yaml", "-n", "-5"], 2, "must be >= 1, got -5"),
+    ("zero-envs", ["train", "ppo.yaml", "--n-envs", "0"], 2, "must be >= 1, got 0"),
+    (
+        "video-without-rgb-array",
+        ["record-video", "bare.zip", "--env", "plain_env:PlainEnv", "--algo", "ppo"],
+        2,
+        "cannot render rgb_array frames",
+    ),
+    (
+        "video-under-a-file",
+        ["record-video", RUN, "--output", "file.txt/out.mp4"],
+        2,
+        "is a file, not a folder",
+    ),
+    (
+        "video-into-proc",
+        ["record-video", RUN, "--length", "2", "--output", "/proc/x.mp4"],
+        2,
+        "/proc: not writable",
+    ),
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread() -> Any:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a finished normalized PPO run and broken copies of it; cases run inside it."""
+    folder = tmp_path_factory.mktemp("world")
+    (folder / "ppo.yaml").write_text(
+        "env: CartPole-v1\nalgo: ppo\nseed: 2\nn_timesteps: 256\nn_envs: 2\nnormalize: true\n"
+        "n_steps: 64\nbatch_size: 64\nn_epochs: 1\n"
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        result = runner.invoke(app, ["train", "ppo.yaml", "--eval-freq", "0", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    run = folder / RUN
+    shutil.copytree(run, folder / "truncated")
+    model = folder / "truncated" / "model.zip"
+    model.write_bytes(model.read_bytes()[:300])
+    shutil.copytree(run, folder / "no-stats")
+    (folder / "no-stats" / "vecnormalize.pkl").unlink()
+    shutil.copy(run / "model.zip", folder / "bare.zip")
+    (folder / "notzip.zip").write_text("not a zip\n")
+    (folder / "empty-dir").mkdir()
+    (folder / "config-only").mkdir()
+    shutil.copy(run / "config.yaml", folder / "config-only" / "config.yaml")
+    (folder / "empty.yaml").write_text("")
+    (folder / "list.yaml").write_text("- env: CartPole-v1\n- algo: ppo\n")
+    (folder / "zero.yaml").write_text("env: CartPole-v1\nalgo: ppo\nn_timesteps: 0\n")
+    (folder / "file.txt").write_text("a file, not a folder\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def env_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder outside the world (its __pycache__ must not count) with an env that cannot render."""
+    folder = tmp_path_factory.mktemp("envs")
+    (folder / "plain_env.py").write_text(PLAIN_ENV)
+    return folder
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """:return: every file under ``folder`` with its mtime and size."""
+    files = (p for p in folder.rglob("*") if p.is_file())
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size) for p in files}
+
+
+@pytest.mark.parametrize(
+    "args, code, expected", [case[1:] for case in CASES], ids=[case[0] for case in CASES]
+)
+def test_bad_input(
+    world: Path, env_module: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], code: int, expected: str
+) -> None:
+    if args[-1].startswith("/proc/") and not sys.platform.startswith("linux"):
+        pytest.skip("needs /proc")
+    monkeypatch.chdir(world)
+    monkeypatch.syspath_prepend(str(env_module))
+    before = snapshot(world)
+
+    result: Any = runner.invoke(app, args)
+
+    assert result.exit_code == code, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    if code == 0:
+        assert result.stderr == "" and expected in result.stdout, result.output
+    else:
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("rltool: error: "), result.output
+        assert expected in lines[0], lines[0]
+    assert snapshot(world) == before
