@@ -30,20 +30,15 @@ def check_rgb_array(target: ModelTarget) -> None:
 
     config = target.config
     env_id = resolve_env_id(config.env, config.env_packages, where=f"{config.source}: env")
-    spec = gym.spec(env_id)
-    modes = []
-    if isinstance(spec.entry_point, str):
-        from gymnasium.envs.registration import load_env_creator
-
-        creator = load_env_creator(spec.entry_point)
-        modes = list(getattr(creator, "metadata", {}).get("render_modes", []))
-    else:
-        modes = list(getattr(spec.entry_point, "metadata", {}).get("render_modes", []))
+    try:  # an instance, since factories carry no metadata of their own
+        env = gym.make(env_id, **config.env_kwargs)
+    except Exception as error:  # noqa: BLE001 - gymnasium and user envs raise anything
+        raise EnvError(f"cannot create env '{config.env}': {type(error).__name__}: {error}") from None
+    modes = list(env.metadata.get("render_modes", []))
+    env.close()
     if "rgb_array" not in modes:
         shown = ", ".join(modes) or "none"
-        raise EnvError(
-            f"env '{config.env}' cannot render rgb_array frames (its render modes: {shown}); no video possible"
-        )
+        raise EnvError(f"env '{config.env}' cannot render rgb_array frames (its render modes: {shown}); no video possible")
 
 
 def record_video(
