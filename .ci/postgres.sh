@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Install (if needed) and start a local PostgreSQL server for the tuning tests, then export
+# RLTOOL_TEST_POSTGRES_URL. Idempotent; Debian 12, run as root.
+#
+#   source .ci/postgres.sh      # exports the variable into the calling shell (used by .ci/run)
+#   bash .ci/postgres.sh        # prints the export line
+#
+# Safe to source: no `set -e` or `exit` in the caller's shell; the work runs in a subshell.
+
+_rltool_pg_user="${RLTOOL_PG_USER:-rltool}"
+_rltool_pg_password="${RLTOOL_PG_PASSWORD:-rltool}"
+_rltool_pg_db="${RLTOOL_PG_DB:-rltool_test}"
+
+_rltool_pg_setup() (
+    set -euo pipefail
+    as_postgres() { runuser -u postgres -- "$@"; }
+
+    if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+        echo "postgres.sh: installing postgresql" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq postgresql >/dev/null
+    fi
+    version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)"
+    if [ -z "$version" ]; then
+        version="$(ls /usr/lib/postgresql | sort -V | tail -n 1)"
+        pg_createcluster "$version" main >/dev/null
+    fi
+    if ! pg_lsclusters --no-header | awk -v v="$version" '$1 == v && $2 == "main" && $4 == "online" {found = 1} END {exit !found}'; then
+        pg_ctlcluster "$version" main start
+    fi
+    port="$(pg_lsclusters --no-header | awk -v v="$version" '$1 == v && $2 == "main" {print $3}')"
+    for _ in $(seq 1 30); do
+        pg_isready -q -h 127.0.0.1 -p "$port" && break
+        sleep 1
+    done
+    pg_isready -q -h 127.0.0.1 -p "$port"
+
+    if [ "$(as_postgres psql -p "$port" -tAc "SELECT 1 FROM pg_roles WHERE rolname = '$_rltool_pg_user'")" != "1" ]; then
+        as_postgres psql -p "$port" -q -c "CREATE ROLE \"$_rltool_pg_user\" LOGIN PASSWORD '$_rltool_pg_password'"
+    fi
+    if [ "$(as_postgres psql -p "$port" -tAc "SELECT 1 FROM pg_database WHERE datname = '$_rltool_pg_db'")" != "1" ]; then
+        as_postgres createdb -p "$port" -O "$_rltool_pg_user" "$_rltool_pg_db"
+    fi
+    echo "$port"
+)
+
+# Not inside `if`: bash ignores `set -e` in a function called from a condition.
+_rltool_pg_port="$(_rltool_pg_setup)"
+_rltool_pg_status=$?
+if [ "$_rltool_pg_status" -eq 0 ] && [ -n "$_rltool_pg_port" ]; then
+    export RLTOOL_TEST_POSTGRES_URL="postgresql+psycopg://$_rltool_pg_user:$_rltool_pg_password@127.0.0.1:$_rltool_pg_port/$_rltool_pg_db"
+    echo "export RLTOOL_TEST_POSTGRES_URL=$RLTOOL_TEST_POSTGRES_URL"
+    unset _rltool_pg_user _rltool_pg_password _rltool_pg_db _rltool_pg_port _rltool_pg_status
+else
+    echo "postgres.sh: could not set up PostgreSQL (see the messages above)" >&2
+    unset _rltool_pg_user _rltool_pg_password _rltool_pg_db _rltool_pg_port _rltool_pg_status
+    # `return` when sourced, `exit` when run as a script
+    return 1 2>/dev/null || exit 1
+fi
