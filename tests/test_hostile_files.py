@@ -18,7 +18,6 @@ from typing import Any
 
 import gymnasium as gym
 import pytest
-import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 from typer.testing import CliRunner
@@ -61,14 +60,6 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     """:return: every file under ``folder`` with its mtime and size."""
     files = (p for p in folder.rglob("*") if p.is_file())
     return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size) for p in files}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Any:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

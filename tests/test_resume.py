@@ -77,14 +77,6 @@ exploration_final_eps: 0.05
 DQN_ROLLOUT = 4 * 2  # train_freq * n_envs
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Any:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def invoke(*args: object) -> Any:
     return runner.invoke(app, [str(a) for a in args])
 
