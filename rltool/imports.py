@@ -48,7 +48,9 @@ def import_object(path: str, *, allowed_modules: tuple[str, ...] = (), where: st
     try:
         module = importlib.import_module(module_name)
     except Exception as error:  # noqa: BLE001 - any import failure is the user's module's
-        raise ConfigError(f"{where}: cannot import '{module_name}': {type(error).__name__}: {error}") from None
+        raise ConfigError(
+            f"{where}: cannot import '{module_name}': {type(error).__name__}: {error}"
+        ) from None
     try:
         return getattr(module, attribute)
     except AttributeError:
