@@ -115,7 +115,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--n-timesteps", type=int, help="Override every budget (quick runs; not comparable).")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="Markdown file to write.")
     parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
+    parser.add_argument(
+        "--into-readme",
+        action="store_true",
+        help="Train nothing: copy --output into README.md's results section.",
+    )
     return parser.parse_args(argv)
+
+
+README = REPO / "README.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def copy_into_readme(results: Path, readme: Path = README) -> None:
+    """Replace the text between the results markers of the README with the generated page."""
+    from rltool.errors import RltoolError
+    from rltool.fileio import write_text
+
+    if not results.exists():
+        raise RltoolError(f"{results}: no results yet; run benchmarks/results_table.py first")
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise RltoolError(f"{readme}: the markers {START} and {END} are missing")
+    before, rest = text.split(START, 1)
+    after = rest.split(END, 1)[1]
+    write_text(readme, f"{before}{START}\n{results.read_text().strip()}\n{END}{after}")
 
 
 def run_config(path: Path, seeds: list[int], args: argparse.Namespace) -> Entry:
@@ -236,6 +260,14 @@ def main(argv: list[str] | None = None) -> int:
     from rltool.multiseed import parse_seeds
 
     args = parse_args(argv)
+    if args.into_readme:
+        try:
+            copy_into_readme(args.output)
+        except RltoolError as error:
+            print(f"results_table: error: {error}", file=sys.stderr)
+            return 2
+        print(f"copied {args.output} into {README}")
+        return 0
     try:
         seeds = parse_seeds(args.seeds)
         if args.jobs < 1:
