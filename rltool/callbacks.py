@@ -91,7 +91,7 @@ def evaluate_episodes(
     :param deterministic: greedy actions.
     :return: episode rewards and lengths.
     """
-    if _supports_masks(model):
+    if supports_masks(model):
         from sb3_contrib.common.maskable.evaluation import evaluate_policy
     else:
         from stable_baselines3.common.evaluation import evaluate_policy
@@ -106,7 +106,7 @@ def evaluate_episodes(
     return [float(r) for r in rewards], [int(n) for n in lengths]
 
 
-def _supports_masks(model: Any) -> bool:
+def supports_masks(model: Any) -> bool:
     from sb3_contrib import MaskablePPO
 
     return isinstance(model, MaskablePPO)

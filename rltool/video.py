@@ -111,9 +111,9 @@ def _collect_frames(model, env, length: int, deterministic: bool) -> list:
     """Step the agent ``length`` times, one frame per step plus the first."""
     import numpy as np
 
-    from rltool.callbacks import _supports_masks
+    from rltool.callbacks import supports_masks
 
-    use_masks = _supports_masks(model)
+    use_masks = supports_masks(model)
     observation = env.reset()
     frames = [env.render()]
     state = None
