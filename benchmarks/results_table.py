@@ -117,8 +117,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
     parser.add_argument(
         "--into-readme",
-        action="store_true",
-        help="Train nothing: copy --output into README.md's results section.",
+        nargs="*",
+        type=Path,
+        metavar="RESULTS",
+        help="Train nothing: copy these results pages (default: --output) into README.md's results section.",
     )
     return parser.parse_args(argv)
 
@@ -127,19 +129,22 @@ README = REPO / "README.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
-def copy_into_readme(results: Path, readme: Path = README) -> None:
-    """Replace the text between the results markers of the README with the generated page."""
+def copy_into_readme(pages: list[Path], readme: Path = README) -> None:
+    """Replace the text between the results markers of the README with the generated pages."""
     from rltool.errors import RltoolError
     from rltool.fileio import write_text
 
-    if not results.exists():
-        raise RltoolError(f"{results}: no results yet; run benchmarks/results_table.py first")
+    for page in pages:
+        if not page.exists():
+            raise RltoolError(f"{page}: no results yet; run benchmarks/results_table.py first")
     text = readme.read_text()
     if START not in text or END not in text:
         raise RltoolError(f"{readme}: the markers {START} and {END} are missing")
     before, rest = text.split(START, 1)
     after = rest.split(END, 1)[1]
-    write_text(readme, f"{before}{START}\n{results.read_text().strip()}\n{END}{after}")
+    # each page starts with its own "# Results" title; in the README they sit under a section heading
+    body = "\n\n".join(page.read_text().strip().replace("# Results", "#### Results", 1) for page in pages)
+    write_text(readme, f"{before}{START}\n{body}\n{END}{after}")
 
 
 def run_config(path: Path, seeds: list[int], args: argparse.Namespace) -> Entry:
@@ -260,13 +265,13 @@ def main(argv: list[str] | None = None) -> int:
     from rltool.multiseed import parse_seeds
 
     args = parse_args(argv)
-    if args.into_readme:
+    if args.into_readme is not None:
         try:
-            copy_into_readme(args.output)
+            copy_into_readme(args.into_readme or [args.output])
         except RltoolError as error:
             print(f"results_table: error: {error}", file=sys.stderr)
             return 2
-        print(f"copied {args.output} into {README}")
+        print(f"copied {', '.join(map(str, args.into_readme or [args.output]))} into {README}")
         return 0
     try:
         seeds = parse_seeds(args.seeds)
