@@ -1,11 +1,13 @@
-"""A hand-written SB3 script for one single-experiment config, as a user would write it.
+"""A hand-written SB3 script for one single-experiment config, as the seed notes' script is written.
 
-Prints the learn-phase steps/s. Used by overhead.py as the baseline; no rltool import.
+Like that script it logs to TensorBoard; it prints the learn-phase steps/s. Used by overhead.py
+as the baseline; no rltool import.
 """
 
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 
 import torch
@@ -30,10 +32,13 @@ def main(config_path: str, n_timesteps: int, threads: int) -> None:
         if isinstance(value, str) and value.startswith("lin_"):
             kwargs[key] = linear(float(value[4:]))
     env = make_vec_env(config["env"], n_envs=config.get("n_envs", 1), seed=config.get("seed"))
-    model = CLASSES[config["algo"]](config["policy"], env, seed=config.get("seed"), device="cpu", **kwargs)
-    started = time.perf_counter()
-    model.learn(total_timesteps=n_timesteps)
-    elapsed = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as logs:
+        model = CLASSES[config["algo"]](
+            config["policy"], env, seed=config.get("seed"), device="cpu", tensorboard_log=logs, **kwargs
+        )
+        started = time.perf_counter()
+        model.learn(total_timesteps=n_timesteps)
+        elapsed = time.perf_counter() - started
     print(model.num_timesteps / elapsed)
 
 
