@@ -93,3 +93,13 @@ def check_writable_folder(folder: Path) -> None:
             pass
     except OSError as error:
         raise OutputError(f"{folder}: not writable ({error.strerror or error})") from None
+
+
+def numbered_path(folder: Path, stem: str, suffix: str) -> Path:
+    """:return: ``folder/stem.suffix``, or ``stem-2``, ``stem-3``, ... so no existing file is overwritten."""
+    candidate = folder / f"{stem}{suffix}"
+    number = 2
+    while candidate.exists():
+        candidate = folder / f"{stem}-{number}{suffix}"
+        number += 1
+    return candidate

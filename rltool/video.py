@@ -6,20 +6,13 @@ from pathlib import Path
 
 from rltool.errors import EnvError, OutputError
 from rltool.evaluate import ModelTarget, load_trained
-from rltool.fileio import atomic_path, check_writable_folder
+from rltool.fileio import atomic_path, check_writable_folder, numbered_path
 
 
 def default_video_path(target: ModelTarget, folder: Path = Path("videos")) -> Path:
     """:return: ``videos/<algo>-<env>/<run>.mp4``, numbered so an existing video is never overwritten."""
-    config = target.config
     stem = target.run_dir.name if target.run_dir else target.model_path.stem
-    parent = folder / config.run_name
-    candidate = parent / f"{stem}.mp4"
-    number = 2
-    while candidate.exists():
-        candidate = parent / f"{stem}-{number}.mp4"
-        number += 1
-    return candidate
+    return numbered_path(folder / target.config.run_name, stem, ".mp4")
 
 
 def check_rgb_array(target: ModelTarget) -> None:
@@ -38,7 +31,9 @@ def check_rgb_array(target: ModelTarget) -> None:
     env.close()
     if "rgb_array" not in modes:
         shown = ", ".join(modes) or "none"
-        raise EnvError(f"env '{config.env}' cannot render rgb_array frames (its render modes: {shown}); no video possible")
+        raise EnvError(
+            f"env '{config.env}' cannot render rgb_array frames (its render modes: {shown}); no video possible"
+        )
 
 
 def record_video(

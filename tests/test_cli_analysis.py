@@ -12,23 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from rltool.analysis.plot import plot_runs
 from rltool.analysis.runs import find_runs
-from rltool.cli import analysis
+from rltool.cli.main import app
 
 runner = CliRunner()
-
-
-def make_app() -> typer.Typer:
-    """The three commands on their own app (as rltool.cli.main registers them)."""
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command("plot")(analysis.plot)
-    app.command("report")(analysis.report)
-    app.command("smoke")(analysis.smoke)
-    return app
 
 
 def write_run(run_dir: Path, *, algo: str, seed: int, final: float, episodes: int = 30) -> Path:
@@ -85,7 +75,7 @@ def is_png(path: Path) -> bool:
 def test_plot_writes_png_with_one_curve_pair_per_config(tmp_path: Path, models: Path) -> None:
     out = tmp_path / "curves.png"
     targets = [str(models / "ppo-CartPole-v1"), str(models / "a2c-CartPole-v1")]
-    result = runner.invoke(make_app(), ["plot", *targets, "-o", str(out), "--window", "5"])
+    result = runner.invoke(app, ["plot", *targets, "-o", str(out), "--window", "5"])
     assert result.exit_code == 0, result.output
     assert is_png(out)
     assert f"plot: {out} (2 config(s), 5 run(s)" in result.output
@@ -107,7 +97,6 @@ def test_plot_default_output_is_numbered_and_explicit_output_needs_force(
     monkeypatch.chdir(tmp_path)
     config = tmp_path / "ppo.yaml"
     config.write_text("env: CartPole-v1\nalgo: ppo\n")
-    app = make_app()
     for expected in ("plots/ppo-CartPole-v1.png", "plots/ppo-CartPole-v1-2.png"):
         result = runner.invoke(app, ["plot", str(config), "-f", str(models), "--x", "episodes", "--no-eval"])
         assert result.exit_code == 0, result.output
@@ -126,7 +115,6 @@ def test_plot_default_output_is_numbered_and_explicit_output_needs_force(
 
 
 def test_plot_bad_input_is_one_line(tmp_path: Path, models: Path) -> None:
-    app = make_app()
     result = runner.invoke(app, ["plot", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.png")])
     assert result.exit_code == 2
     assert "no such file or folder" in result.output and len(result.output.strip().splitlines()) == 1
@@ -142,7 +130,7 @@ def test_plot_bad_input_is_one_line(tmp_path: Path, models: Path) -> None:
 
 def test_report_json_keys_and_seed_counts(models: Path) -> None:
     targets = [str(models / "ppo-CartPole-v1"), str(models / "a2c-CartPole-v1")]
-    result = runner.invoke(make_app(), ["report", *targets, "--json"])
+    result = runner.invoke(app, ["report", *targets, "--json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert [(r["algo"], r["n_seeds"], r["seeds"]) for r in rows] == [
@@ -161,7 +149,6 @@ def test_report_json_keys_and_seed_counts(models: Path) -> None:
 
 
 def test_report_table_markdown_and_errors(tmp_path: Path, models: Path) -> None:
-    app = make_app()
     config = tmp_path / "ppo.yaml"
     config.write_text("env: CartPole-v1\nalgo: ppo\n")
     table = runner.invoke(app, ["report", str(config), "-f", str(models)])

@@ -5,25 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from rltool.cli import analysis
+from rltool.cli.main import app
 from rltool.config import load_config
 from rltool.errors import RltoolError
 from rltool.smoke import MAX_BUFFER_SIZE, find_configs, smoke_config
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-
-
-def make_app() -> typer.Typer:
-    """The three commands on their own app (as rltool.cli.main registers them)."""
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command("plot")(analysis.plot)
-    app.command("report")(analysis.report)
-    app.command("smoke")(analysis.smoke)
-    return app
 
 
 def table_rows(output: str) -> dict[str, str]:
@@ -42,7 +32,7 @@ def test_smoke_passes_on_shipped_configs(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.chdir(REPO)  # default target: configs/ of the current folder
     shipped = sorted(str(p.relative_to(REPO)) for p in find_configs([REPO / "configs"]))
     assert "configs/cartpole.yaml" in shipped and "configs/lunarlander.yaml" in shipped
-    result = runner.invoke(make_app(), ["smoke"])
+    result = runner.invoke(app, ["smoke"])
     assert result.exit_code == 0, result.output
     rows = table_rows(result.output)
     assert sorted(rows) == shipped
@@ -59,7 +49,7 @@ def test_smoke_broken_configs_fail_their_rows(tmp_path: Path) -> None:
     (folder / "tiny.yaml").write_text("env: CartPole-v1\nalgo: a2c\nn_timesteps: 100000\nn_envs: 4\n")
     (folder / "notes.txt").write_text("not a config")
     missing = tmp_path / "missing.yaml"
-    result = runner.invoke(make_app(), ["smoke", str(folder), str(missing), "--length", "3"])
+    result = runner.invoke(app, ["smoke", str(folder), str(missing), "--length", "3"])
     assert result.exit_code == 1, result.output
     rows = table_rows(result.output)
     assert len(rows) == 4  # notes.txt ignored, the nested .yml found
@@ -77,7 +67,6 @@ def test_smoke_broken_configs_fail_their_rows(tmp_path: Path) -> None:
 
 def test_smoke_without_configs_folder_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    app = make_app()
     result = runner.invoke(app, ["smoke"])
     assert result.exit_code == 2 and "no configs/ folder here" in result.output
     (tmp_path / "empty").mkdir()

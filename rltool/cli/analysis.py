@@ -35,12 +35,9 @@ def default_plot_path(name: str, folder: Path = PLOTS_FOLDER) -> Path:
     :param folder: where plots go.
     :return: a path that does not exist yet.
     """
-    candidate = folder / f"{name}.png"
-    number = 2
-    while candidate.exists():
-        candidate = folder / f"{name}-{number}.png"
-        number += 1
-    return candidate
+    from rltool.fileio import numbered_path
+
+    return numbered_path(folder, name, ".png")
 
 
 def plot(
