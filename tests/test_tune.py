@@ -176,7 +176,9 @@ def test_two_workers_share_postgres_study_with_exact_cap(config_file: Path, tmp_
 
 
 _INSTANT_WORKER = """
+import os
 import sys
+import time
 from pathlib import Path
 
 import rltool.tune.study as study_module
@@ -193,13 +195,20 @@ options = study_module.TuneOptions(
     max_total_trials=int(sys.argv[2]), study_name=sys.argv[3], log_folder=Path(sys.argv[4]), sampler="random"
 )
 study, _, _ = study_module.open_study(config, options)
+# start line: no worker begins before all are up, so the race does not depend on start-up times
+ready = Path(sys.argv[4]) / "ready"
+ready.mkdir(exist_ok=True)
+(ready / str(os.getpid())).touch()
+deadline = time.monotonic() + 60
+while len(list(ready.iterdir())) < int(sys.argv[5]) and time.monotonic() < deadline:
+    time.sleep(0.01)
 study_module.run_worker(study, config, options, report=lambda line: None)
 """
 
 
 def test_cap_is_exact_when_three_workers_race_with_instant_trials(config_file: Path, tmp_path: Path) -> None:
     name = f"race-{uuid.uuid4().hex[:8]}"
-    command = [sys.executable, "-c", _INSTANT_WORKER, str(config_file), "30", name, str(tmp_path)]
+    command = [sys.executable, "-c", _INSTANT_WORKER, str(config_file), "30", name, str(tmp_path), "3"]
     processes = [subprocess.Popen(command, env=_env(), stderr=subprocess.PIPE, text=True) for _ in range(3)]
     for process in processes:
         assert process.wait(timeout=120) == 0, process.stderr.read()
