@@ -91,20 +91,11 @@ def planned_params(config: Any, options: Any, trials: int) -> list[dict[str, Any
 
     :return: parameters by trial number.
     """
-    import optuna
 
-    from rltool.tune.samplers import SAMPLERS
-    from rltool.tune.study import make_sampler
+    from rltool.tune.study import draw_params, make_sampler
 
     assert trials <= 10, "beyond TPE's 10 random start-up trials the draws depend on the results"
-    study = optuna.create_study(sampler=make_sampler(options.sampler, options.seed), direction="maximize")
-    params = []
-    for _ in range(trials):
-        trial = study.ask()
-        SAMPLERS[config.algo](trial, config)
-        params.append(trial.params)
-        study.tell(trial, 0.0)
-    return params
+    return draw_params(config, make_sampler(options.sampler, options.seed), trials)
 
 
 def machinery_seconds(config: Any, options: Any, folder: Path, trials: int = 50) -> float:

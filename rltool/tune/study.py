@@ -192,6 +192,27 @@ def parse_enqueue(text: str) -> dict[str, Any]:
     return params
 
 
+def draw_params(
+    config: ExperimentConfig, sampler: optuna.samplers.BaseSampler, draws: int
+) -> list[dict[str, Any]]:
+    """Draw parameters from the config's search space in a throwaway in-memory study.
+
+    :param config: the config to tune.
+    :param sampler: how to draw.
+    :param draws: number of trials to draw.
+    :return: each trial's parameters.
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    params = []
+    for _ in range(draws):
+        trial = study.ask()
+        SAMPLERS[config.algo](trial, config)
+        params.append(trial.params)
+        study.tell(trial, 0.0)
+    return params
+
+
 def search_space_names(config: ExperimentConfig, samples: int = 16) -> set[str]:
     """Names of the Optuna parameters of the config's search space (conditional ones included).
 
@@ -199,15 +220,8 @@ def search_space_names(config: ExperimentConfig, samples: int = 16) -> set[str]:
     :param samples: random draws used to reach conditional parameters.
     :return: parameter names.
     """
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    names: set[str] = set()
-    for _ in range(samples):
-        trial = study.ask()
-        SAMPLERS[config.algo](trial, config)
-        names.update(trial.params)
-        study.tell(trial, 0.0)
-    return names
+    drawn = draw_params(config, optuna.samplers.RandomSampler(seed=0), samples)
+    return {name for params in drawn for name in params}
 
 
 # ---------------------------------------------------------------------------
