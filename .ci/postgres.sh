@@ -13,6 +13,10 @@ _rltool_pg_db="${RLTOOL_PG_DB:-rltool_test}"
 
 _rltool_pg_setup() (
     set -euo pipefail
+    # Only the port may reach stdout, which the caller captures: every other command writes to
+    # stderr. (pg_ctlcluster prints "Removed stale pid file." to stdout after an unclean stop.)
+    # Not `exec 1>&2` with the port on a saved fd: the server would inherit that fd and keep the
+    # caller's $(...) waiting forever.
     as_postgres() { runuser -u postgres -- "$@"; }
 
     if ! command -v pg_ctlcluster >/dev/null 2>&1; then
@@ -24,12 +28,15 @@ _rltool_pg_setup() (
     version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)"
     if [ -z "$version" ]; then
         version="$(ls /usr/lib/postgresql | sort -V | tail -n 1)"
-        pg_createcluster "$version" main >/dev/null
+        pg_createcluster "$version" main >&2
     fi
     if ! pg_lsclusters --no-header | awk -v v="$version" '$1 == v && $2 == "main" && $4 == "online" {found = 1} END {exit !found}'; then
-        pg_ctlcluster "$version" main start
+        pg_ctlcluster "$version" main start >&2
     fi
     port="$(pg_lsclusters --no-header | awk -v v="$version" '$1 == v && $2 == "main" {print $3}')"
+    case "$port" in
+        '' | *[!0-9]*) echo "postgres.sh: cannot read the cluster's port (got '$port')" >&2; exit 1 ;;
+    esac
     for _ in $(seq 1 30); do
         pg_isready -q -h 127.0.0.1 -p "$port" && break
         sleep 1
@@ -37,10 +44,10 @@ _rltool_pg_setup() (
     pg_isready -q -h 127.0.0.1 -p "$port"
 
     if [ "$(as_postgres psql -p "$port" -tAc "SELECT 1 FROM pg_roles WHERE rolname = '$_rltool_pg_user'")" != "1" ]; then
-        as_postgres psql -p "$port" -q -c "CREATE ROLE \"$_rltool_pg_user\" LOGIN PASSWORD '$_rltool_pg_password'"
+        as_postgres psql -p "$port" -q -c "CREATE ROLE \"$_rltool_pg_user\" LOGIN PASSWORD '$_rltool_pg_password'" >&2
     fi
     if [ "$(as_postgres psql -p "$port" -tAc "SELECT 1 FROM pg_database WHERE datname = '$_rltool_pg_db'")" != "1" ]; then
-        as_postgres createdb -p "$port" -O "$_rltool_pg_user" "$_rltool_pg_db"
+        as_postgres createdb -p "$port" -O "$_rltool_pg_user" "$_rltool_pg_db" >&2
     fi
     echo "$port"
 )
