@@ -30,13 +30,23 @@ _rltool_pg_setup() (
         version="$(ls /usr/lib/postgresql | sort -V | tail -n 1)"
         pg_createcluster "$version" main >&2
     fi
-    if ! pg_lsclusters --no-header | awk -v v="$version" '$1 == v && $2 == "main" && $4 == "online" {found = 1} END {exit !found}'; then
-        pg_ctlcluster "$version" main start >&2
-    fi
     port="$(pg_lsclusters --no-header | awk -v v="$version" '$1 == v && $2 == "main" {print $3}')"
     case "$port" in
         '' | *[!0-9]*) echo "postgres.sh: cannot read the cluster's port (got '$port')" >&2; exit 1 ;;
     esac
+    if ! pg_lsclusters --no-header | awk -v v="$version" '$1 == v && $2 == "main" && $4 == "online" {found = 1} END {exit !found}'; then
+        # A machine image taken while the server ran keeps its lock files. PostgreSQL refuses to
+        # start while the PID they name is alive, even when that PID now belongs to another program.
+        data_dir="$(pg_lsclusters --no-header | awk -v v="$version" '$1 == v && $2 == "main" {print $6}')"
+        for lock in "$data_dir/postmaster.pid" "/var/run/postgresql/.s.PGSQL.$port.lock"; do
+            [ -f "$lock" ] || continue
+            pid="$(head -n 1 "$lock")"
+            if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != "postgres" ]; then
+                rm -f "$lock"
+            fi
+        done
+        pg_ctlcluster "$version" main start >&2
+    fi
     for _ in $(seq 1 30); do
         pg_isready -q -h 127.0.0.1 -p "$port" && break
         sleep 1
