@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -539,11 +539,6 @@ def load_config(
 
         check_env_id(config.env, config.env_packages, where=f"{path}: env")
     return config
-
-
-def with_overrides(config: ExperimentConfig, **changes: Any) -> ExperimentConfig:
-    """:return: a copy of ``config`` with fields replaced (no re-validation of untouched fields)."""
-    return replace(config, **changes)
 
 
 # ---------------------------------------------------------------------------

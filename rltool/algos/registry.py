@@ -32,8 +32,6 @@ class AlgoSpec:
     keywords: frozenset[str]
     policies: tuple[str, ...] = _STANDARD_POLICIES
     off_policy: bool = False
-    supports_masks: bool = False
-    recurrent: bool = False
 
 
 def _spec(
@@ -78,12 +76,11 @@ ALGOS: dict[str, AlgoSpec] = {
               "rollout_buffer_kwargs", "target_kl", "sub_sampling_factor", "learning_rate", "n_steps", "gamma",
               "gae_lambda", "use_sde", "sde_sample_freq", "normalize_advantage", "stats_window_size"),
         _spec("ppo_lstm", "sb3_contrib", "RecurrentPPO", "batch_size", "n_epochs", "clip_range", "clip_range_vf",
-              "target_kl", base=_ON_POLICY, recurrent=True,
+              "target_kl", base=_ON_POLICY,
               policies=("MlpLstmPolicy", "CnnLstmPolicy", "MultiInputLstmPolicy")),
         _spec("ppo_mask", "sb3_contrib", "MaskablePPO", "learning_rate", "n_steps", "batch_size", "n_epochs",
               "gamma", "gae_lambda", "clip_range", "clip_range_vf", "normalize_advantage", "ent_coef", "vf_coef",
-              "max_grad_norm", "rollout_buffer_class", "rollout_buffer_kwargs", "target_kl", "stats_window_size",
-              supports_masks=True),
+              "max_grad_norm", "rollout_buffer_class", "rollout_buffer_kwargs", "target_kl", "stats_window_size"),
         _spec("crossq", "sb3_contrib", "CrossQ", "action_noise", "ent_coef", "target_entropy", "policy_delay",
               "use_sde", "sde_sample_freq", "use_sde_at_warmup", base=_OFF_POLICY, drop=("tau",), off_policy=True,
               policies=("MlpPolicy",)),

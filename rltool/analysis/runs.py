@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,12 +67,10 @@ class EvalData:
 
     :param timesteps: ``(K,)`` training steps at which each evaluation ran.
     :param results: ``(K, n_eval_episodes)`` episode rewards.
-    :param ep_lengths: ``(K, n_eval_episodes)`` episode lengths, or None when absent.
     """
 
     timesteps: np.ndarray
     results: np.ndarray
-    ep_lengths: np.ndarray | None = field(default=None)
 
     @property
     def mean_reward(self) -> np.ndarray:
@@ -339,7 +337,6 @@ def load_evaluations(run_dir: Path | str) -> EvalData | None:
                 raise ModelLoadError(f"{path}: expected arrays 'timesteps' and 'results'")
             timesteps = np.asarray(npz["timesteps"], dtype=float).ravel()
             results = np.asarray(npz["results"], dtype=float)
-            lengths = np.asarray(npz["ep_lengths"], dtype=float) if "ep_lengths" in npz else None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ModelLoadError(f"{path}: cannot read evaluations ({exc})") from exc
     if results.ndim == 1:
@@ -348,4 +345,4 @@ def load_evaluations(run_dir: Path | str) -> EvalData | None:
         return None
     if results.shape[0] != timesteps.size:
         raise ModelLoadError(f"{path}: {timesteps.size} timesteps but {results.shape[0]} rows of results")
-    return EvalData(timesteps=timesteps, results=results, ep_lengths=lengths)
+    return EvalData(timesteps=timesteps, results=results)

@@ -20,7 +20,6 @@ ENV_ID = "rltool/Snake-v0"
 Cell = tuple[int, int]  # (row, col); row 0 is the top of the board
 
 UP, RIGHT, DOWN, LEFT = 0, 1, 2, 3
-ACTION_NAMES: tuple[str, ...] = ("up", "right", "down", "left")
 _DELTAS: tuple[Cell, ...] = ((-1, 0), (0, 1), (1, 0), (0, -1))
 
 _CELL_PX = 16
