@@ -75,12 +75,12 @@ def resolve_target(
             )
         return _from_run_dir(run, best)
     if path.is_dir():
-        if _is_run_dir(path):
-            return _from_run_dir(path, best)
-        run = latest_run(path)
+        run = path if _is_run_dir(path) else latest_run(path)
         if run is None:
             raise ModelLoadError(f"{path}: holds no model (expected model.zip, or run-N folders with one)")
-        return _from_run_dir(run, best)
+        found = _from_run_dir(run, best)
+        _check_run_matches(found, env, algo)
+        return found
     if path.suffix != ".zip":
         raise ModelLoadError(f"{path}: expected a config (.yaml), a run folder or a model .zip")
     run_dir = _run_dir_of(path)
@@ -92,6 +92,18 @@ def resolve_target(
             f"{path}: a model zip outside a run folder needs --env and --algo (e.g. --env CartPole-v1 --algo ppo)"
         )
     return ModelTarget(path, _bare_config(path, env, algo), None, _vecnormalize_beside(path, None))
+
+
+def _check_run_matches(found: ModelTarget, env: str | None, algo: str | None) -> None:
+    """A run folder rebuilds its own env: refuse an --env or --algo that disagrees instead of ignoring it."""
+    config = found.config
+    for option, given, trained in (("--env", env, config.env), ("--algo", algo, config.algo)):
+        if given is not None and given != trained:
+            raise ConfigError(
+                f"{found.run_dir}: trained with {option} {trained}, not {given}; a run folder keeps its "
+                f"own env and algo (for its model on another env, give the zip: {found.model_path} "
+                f"--env ENV --algo {config.algo})"
+            )
 
 
 def _run_dir_of(model_path: Path) -> Path | None:

@@ -55,6 +55,18 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ),
     ("normalize-without-statistics", ["eval", "no-stats"], 2, "no vecnormalize.pkl lies beside the model"),
     ("video-normalize-without-statistics", ["record-video", "no-stats"], 2, "no vecnormalize.pkl"),
+    (
+        "run-folder-with-another-env",
+        ["eval", RUN, "--env", "Acrobot-v1"],
+        2,
+        "run-1: trained with --env CartPole-v1, not Acrobot-v1",
+    ),
+    (
+        "run-folder-with-another-algo",
+        ["record-video", RUN, "--algo", "a2c"],
+        2,
+        "trained with --algo ppo, not a2c",
+    ),
     ("no-such-run", ["eval", "models/ppo-CartPole-v1/run-9"], 2, "run-9: no such file or folder"),
     ("resume-no-such-run", ["train", "--resume", "run-9"], 2, "run-9: no such run folder"),
     ("folder-without-model", ["eval", "empty-dir"], 2, "empty-dir: holds no model"),
