@@ -213,6 +213,11 @@ def resume(
     if model.num_timesteps >= config.n_timesteps:
         env.close()
         _remove_monitor_files(run_dir, prefix, config.n_envs)
+        if n_timesteps is not None:  # the user asked for a budget the run has already passed
+            raise ConfigError(
+                f"--n-timesteps {n_timesteps}: {run_dir} is already at {model.num_timesteps} steps "
+                f"({point.label}); pass a larger budget"
+            )
         report(
             f"{run_dir}: {point.label} is at {model.num_timesteps} steps, the budget is {config.n_timesteps}"
         )

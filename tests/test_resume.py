@@ -333,6 +333,11 @@ def test_ctrl_c_saves_then_resume_finishes_and_extends(
     assert checkpoint_dirs(run_dir)[-1].name == f"step-{info['num_timesteps']:012d}"
 
     args = ("train", "--resume", run_dir, "--save-freq", 1024, "--eval-freq", 0, "--no-progress")
+    files_before = sorted(p for p in run_dir.rglob("*") if p.is_file())
+    result = invoke(*args, "-n", 128)  # a budget the interrupted run has already passed
+    assert result.exit_code == 2, result.output
+    assert f"--n-timesteps 128: {run_dir} is already at {info['num_timesteps']} steps" in result.stderr
+    assert sorted(p for p in run_dir.rglob("*") if p.is_file()) == files_before
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert f"at step {info['num_timesteps']} of 3072" in result.output
