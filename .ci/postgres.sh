@@ -56,6 +56,8 @@ _rltool_pg_setup() (
     if [ "$(as_postgres psql -p "$port" -tAc "SELECT 1 FROM pg_roles WHERE rolname = '$_rltool_pg_user'")" != "1" ]; then
         as_postgres psql -p "$port" -q -c "CREATE ROLE \"$_rltool_pg_user\" LOGIN PASSWORD '$_rltool_pg_password'" >&2
     fi
+    # the fresh-database tests create (and drop) a database of their own for every run
+    as_postgres psql -p "$port" -q -c "ALTER ROLE \"$_rltool_pg_user\" CREATEDB" >&2
     if [ "$(as_postgres psql -p "$port" -tAc "SELECT 1 FROM pg_database WHERE datname = '$_rltool_pg_db'")" != "1" ]; then
         as_postgres createdb -p "$port" -O "$_rltool_pg_user" "$_rltool_pg_db" >&2
     fi

@@ -37,3 +37,9 @@ class OutputError(RltoolError):
 
 class TrainingDivergedError(RltoolError):
     """Training produced NaN or infinite values."""
+
+
+def first_line(error: BaseException) -> str:
+    """:return: the first non-empty line of an exception's message, or its type name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

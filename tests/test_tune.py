@@ -8,6 +8,7 @@ trial. With ``--seed 11`` trial k always draws the same parameters (the sampler 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -36,6 +38,7 @@ from rltool.tune.study import (
     config_of_params,
     fail_dead_local_trials,
     open_storage,
+    open_study,
     parse_storage,
     results_dir,
 )
@@ -216,6 +219,118 @@ def test_cap_is_exact_when_three_workers_race_with_instant_trials(config_file: P
     _check_exact_cap(
         optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(log)))), 30, 3
     )
+
+
+_FRESH_STORAGE_WORKER = """
+import os
+import sys
+import time
+from pathlib import Path
+
+import rltool.tune.study as study_module
+from rltool.config import load_config
+
+
+def instant_trial(trial, config, options):
+    return trial.suggest_float("x", 0.0, 1.0), config
+
+
+study_module.run_trial = instant_trial
+config_path, cap, name, folder, workers, storage = sys.argv[1:7]
+config = load_config(config_path, check_env=False)
+options = study_module.TuneOptions(
+    max_total_trials=int(cap), study_name=name, log_folder=Path(folder), sampler="random", storage=storage
+)
+# start line before the storage is opened: every worker meets a brand-new storage at the same instant
+ready = Path(folder) / "ready"
+ready.mkdir(parents=True, exist_ok=True)
+(ready / str(os.getpid())).touch()
+deadline = time.monotonic() + 60
+while len(list(ready.iterdir())) < int(workers):
+    if time.monotonic() > deadline:
+        sys.exit("start line: the other workers never arrived")
+    time.sleep(0.005)
+study, _, _ = study_module.open_study(config, options)
+study_module.run_worker(study, config, options, report=lambda line: None)
+"""
+
+
+@pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    """A brand-new PostgreSQL database for this test alone, so the first-use path runs on every machine."""
+    url = os.environ.get("RLTOOL_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but RLTOOL_TEST_POSTGRES_URL is unset: `source .ci/postgres.sh` first")
+        pytest.skip("RLTOOL_TEST_POSTGRES_URL is unset (`source .ci/postgres.sh` starts a local PostgreSQL)")
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    name = f"rltool_fresh_{uuid.uuid4().hex[:10]}"
+    conninfo = base.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite", "postgres"])
+def test_four_workers_start_together_on_a_brand_new_storage(
+    kind: str, config_file: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    storage = {
+        "journal": str(tmp_path / "fresh.log"),
+        "sqlite": f"sqlite:///{tmp_path / 'fresh.db'}",
+        "postgres": request.getfixturevalue("fresh_postgres_url") if kind == "postgres" else "",
+    }[kind]
+    name = f"fresh-{uuid.uuid4().hex[:8]}"
+    command = [sys.executable, "-c", _FRESH_STORAGE_WORKER, str(config_file), "12", name, str(tmp_path), "4"]
+    processes = [
+        subprocess.Popen([*command, storage], env=_env(), stderr=subprocess.PIPE, text=True) for _ in range(4)
+    ]
+    errors = [(process.wait(timeout=120), process.stderr.read()) for process in processes]
+    assert all(code == 0 for code, _ in errors), errors
+    study = optuna.load_study(
+        study_name=name, storage=open_storage(parse_storage(storage, tmp_path / "x.log"))
+    )
+    _check_exact_cap(study, 12, workers=len({t.user_attrs["worker"] for t in study.get_trials()}))
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_storage_that_is_another_kind_of_file_is_refused_untouched(
+    kind: str, config_file: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / ("notes.log" if kind == "journal" else "data.db")
+    if kind == "journal":
+        target.write_text("my own notes, not a journal\n")
+    else:
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(target)) as db:
+            db.execute("CREATE TABLE mine (x INTEGER)")
+            db.commit()
+    before = target.read_bytes()
+    storage = str(target) if kind == "journal" else f"sqlite:///{target}"
+    code, output = _cli(str(config_file), "--storage", storage, "-f", str(tmp_path))
+    assert code == 2, output
+    assert "is not" in output and "Traceback" not in output
+    assert target.read_bytes() == before
+
+
+def test_worker_with_another_config_is_refused_naming_the_key(config_file: Path, tmp_path: Path) -> None:
+    name = f"cfg-{uuid.uuid4().hex[:8]}"
+    config = load_config(config_file)
+    options = TuneOptions(study_name=name, log_folder=tmp_path)
+    open_study(config, options)
+    other = tmp_path / "other.yaml"
+    other.write_text(CONFIG.replace("n_envs: 2", "n_envs: 4"))
+    with pytest.raises(TuneError, match=r"n_envs = 2 there, 4 in .*other.yaml"):
+        open_study(load_config(other), options)
+    open_study(load_config(config_file), options)  # the same config joins
 
 
 def test_trial_of_a_dead_worker_on_this_machine_is_failed(tmp_path: Path) -> None:

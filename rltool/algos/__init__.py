@@ -6,7 +6,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from rltool.algos.registry import ALGOS, SCHEDULE_KEYS, AlgoSpec
-from rltool.errors import ConfigError
+from rltool.errors import ConfigError, first_line
 from rltool.literal import resolve_symbols
 from rltool.schedules import to_schedule
 
@@ -78,5 +78,6 @@ def build_model(
         return algo_class(config.algo)(config.policy, env, seed=config.seed, **kwargs)
     except (AssertionError, ValueError, TypeError, KeyError) as error:
         # SB3 asserts on unsupported spaces and invalid combinations; that is a config mistake
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(f"{config.source}: cannot build {config.algo} on {config.env}: {message}") from None
+        raise ConfigError(
+            f"{config.source}: cannot build {config.algo} on {config.env}: {first_line(error)}"
+        ) from None

@@ -40,7 +40,7 @@ import optuna
 from optuna.trial import TrialState
 
 from rltool.config import ExperimentConfig, config_to_yaml, parse_override
-from rltool.errors import ConfigError, RltoolError, TrainingDivergedError
+from rltool.errors import ConfigError, RltoolError, TrainingDivergedError, first_line
 from rltool.fileio import atomic_path, check_writable_folder, write_json, write_text
 from rltool.tune.samplers import CONFIG_FIELDS, SAMPLERS
 
@@ -275,14 +275,106 @@ def parse_storage(text: str | None, default_journal: Path) -> StorageSpec:
     )
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _refuse_foreign_file(spec: StorageSpec) -> None:
+    """Refuse an existing file that is not already this kind of storage, before anything writes to it."""
+    if spec.kind == "journal":
+        path = Path(spec.location)
+        what = "an Optuna journal"
+    elif spec.location.lower().startswith("sqlite:///"):
+        path = Path(spec.location[len("sqlite:///") :])
+        what = "an SQLite database"
+    else:
+        return
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    import json
+
+    with path.open("rb") as stream:
+        head = stream.read(4096)
+    if spec.kind == "journal":
+        first = head.split(b"\n", 1)[0]
+        try:
+            record = json.loads(first)
+        except ValueError:
+            record = None
+        ok = isinstance(record, dict) and "op_code" in record
+    else:
+        ok = head.startswith(_SQLITE_HEADER) and _sqlite_is_optuna_or_empty(path)
+    if not ok:
+        raise TuneError(
+            f"--storage {spec.display}: {path} exists and is not {what} of Optuna; "
+            "name a new file or an existing study's storage"
+        )
+
+
+def _sqlite_is_optuna_or_empty(path: Path) -> bool:
+    """:return: True when the SQLite file has no tables or Optuna's ``studies`` table (read-only look)."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error:
+        return False
+    return not tables or "studies" in tables
+
+
+@contextlib.contextmanager
+def _schema_creation_lock(spec: StorageSpec) -> Iterator[None]:
+    """Serialize Optuna's first-use table creation between workers started at the same instant.
+
+    Optuna creates its tables with CREATE TABLE statements that race: on a brand-new database the
+    second worker fails with "duplicate key" (PostgreSQL) or "table already exists" (SQLite).
+    PostgreSQL: a session advisory lock; SQLite: ``flock`` on the database file itself (SQLite's own
+    locks are POSIX byte-range locks, independent of flock). Both die with their process.
+    """
+    url = spec.location
+    if url.lower().startswith("sqlite:///"):
+        import fcntl
+
+        path = Path(url[len("sqlite:///") :])
+        if str(path) in ("", ":memory:"):
+            yield
+            return
+        with path.open("ab") as handle:  # creates the empty file SQLite would create anyway
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    if url.lower().startswith("postgresql"):
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+        try:
+            with engine.connect() as connection:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(7246110101)"))
+                try:
+                    yield
+                finally:
+                    connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(7246110101)"))
+        finally:
+            engine.dispose()
+        return
+    yield
+
+
 def open_storage(spec: StorageSpec) -> Any:
     """Create the Optuna storage object (connects to the database).
+
+    Safe when several workers open a brand-new storage at the same instant, and never writes to an
+    existing file that is not already that kind of storage.
 
     :param spec: see :func:`parse_storage`.
     :return: an Optuna storage.
     """
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
+    _refuse_foreign_file(spec)
     if spec.kind == "journal":
         path = Path(spec.location)
         check_writable_folder(path.parent)
@@ -303,10 +395,12 @@ def open_storage(spec: StorageSpec) -> Any:
     except Exception:  # noqa: BLE001, S110 - a bad URL is reported by RDBStorage below
         pass
     try:
-        return optuna.storages.RDBStorage(spec.location, engine_kwargs={"pool_pre_ping": True})
+        with _schema_creation_lock(spec):
+            return optuna.storages.RDBStorage(spec.location, engine_kwargs={"pool_pre_ping": True})
     except Exception as error:  # noqa: BLE001 - SQLAlchemy raises many kinds for a bad URL or server
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise TuneError(f"--storage {spec.display}: cannot open the database: {first}") from None
+        if isinstance(error, RltoolError):
+            raise
+        raise TuneError(f"--storage {spec.display}: cannot open the database: {first_line(error)}") from None
 
 
 def _claim_results_dir(folder: Path, study_name: str, storage: StorageSpec) -> None:
@@ -907,9 +1001,8 @@ def open_study(config: ExperimentConfig, options: TuneOptions) -> tuple[optuna.S
     except Exception as error:  # noqa: BLE001 - storage errors come from SQLAlchemy or the file system
         if isinstance(error, RltoolError):
             raise
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise TuneError(
-            f"--storage {spec.display}: cannot create or load study '{study_name}': {first}"
+            f"--storage {spec.display}: cannot create or load study '{study_name}': {first_line(error)}"
         ) from None
     _claim_results_dir(folder, study_name, spec)  # after the storage answered: a mistyped URL claims nothing
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
@@ -932,7 +1025,31 @@ def open_study(config: ExperimentConfig, options: TuneOptions) -> tuple[optuna.S
             )
         if key not in existing:
             study.set_user_attr(key, value)
+    _check_same_config(study, config, spec)
     return study, folder, spec
+
+
+def _check_same_config(study: optuna.Study, config: ExperimentConfig, spec: StorageSpec) -> None:
+    """Refuse a worker whose resolved config differs from the one the study was started with.
+
+    Otherwise best.yaml would graft one config's trial parameters onto another, a combination never tried.
+    """
+    import json
+
+    from rltool.config import config_to_dict
+
+    mine = json.loads(json.dumps(config_to_dict(config), default=str))  # the form the storage keeps
+    started = study.user_attrs.get("config")
+    if started is None:
+        study.set_user_attr("config", mine)
+        return
+    for key in [*started, *[key for key in mine if key not in started]]:
+        if started.get(key) != mine.get(key):
+            raise TuneError(
+                f"study '{study.study_name}' in {spec.display} was started with another config: "
+                f"{key} = {started.get(key)!r} there, {mine.get(key)!r} in {config.source}; "
+                "use the same config or another --study-name"
+            )
 
 
 def tune(config: ExperimentConfig, options: TuneOptions, report: Report = print) -> TuneResult:
