@@ -1,12 +1,7 @@
-"""``rltool plot``, ``rltool report`` and ``rltool smoke``: Typer command functions.
+"""``rltool plot`` and ``rltool report``: Typer command functions, registered by :mod:`rltool.cli.main`.
 
-Registered by :mod:`rltool.cli.main` (``app.command("plot")(analysis.plot)`` and so on). Only
-typer, pathlib and typing are imported here; matplotlib, pandas, torch and SB3 are imported
-inside the commands so ``rltool --help`` stays fast.
-
-The shared option types and ``user_errors`` are reached through the ``cli_main`` module object,
-and annotations stay strings until Typer reads them, so ``rltool.cli.main`` may import this
-module at its top (a circular import) without failing.
+Only typer, pathlib and typing are imported here; matplotlib and pandas are imported inside the
+commands so ``rltool --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -16,7 +11,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from rltool.cli import main as cli_main
+from rltool.cli.options import LogFolderOpt, user_errors
 
 TargetsArg = Annotated[
     list[Path],
@@ -60,10 +55,10 @@ def plot(
     ] = True,
     title: Annotated[str | None, typer.Option("--title", help="Figure title (default: the env id).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --output file.")] = False,
-    log_folder: cli_main.LogFolderOpt = Path("models"),
+    log_folder: LogFolderOpt = Path("models"),
 ) -> None:
     """Plot learning curves; seeds of one config are drawn as their mean with a 95% confidence band."""
-    with cli_main.user_errors():
+    with user_errors():
         from rltool.analysis.plot import plot_runs
         from rltool.analysis.runs import env_folder_name, find_runs
         from rltool.errors import OutputError
@@ -84,10 +79,10 @@ def report(
     targets: TargetsArg,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print a Markdown table.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per config).")] = False,
-    log_folder: cli_main.LogFolderOpt = Path("models"),
+    log_folder: LogFolderOpt = Path("models"),
 ) -> None:
     """Summarise runs per config: final reward per seed, mean and IQM with 95% bootstrap CIs, speed."""
-    with cli_main.user_errors():
+    with user_errors():
         from rltool.analysis.report import build_report, format_markdown, format_table, to_json
         from rltool.analysis.runs import find_runs
         from rltool.errors import RltoolError
@@ -101,60 +96,3 @@ def report(
             typer.echo(format_markdown(rows))
         else:
             typer.echo(format_table(rows))
-
-
-def smoke(
-    targets: Annotated[
-        list[Path] | None,
-        typer.Argument(
-            help="Config files or folders of them (searched recursively). Default: configs/.",
-            show_default=False,
-        ),
-    ] = None,
-    steps: Annotated[
-        int | None,
-        typer.Option(
-            "--steps", help="Env steps per config (default: two rollouts, or learning_starts + 500)."
-        ),
-    ] = None,
-    length: Annotated[int, typer.Option("--length", help="Env steps filmed per config.")] = 10,
-    keep: Annotated[
-        bool, typer.Option("--keep", help="Keep the temporary folder of runs and videos.")
-    ] = False,
-    allow_module: cli_main.AllowModuleOpt = None,
-    trust_pickles: cli_main.TrustOpt = False,
-) -> None:
-    """CI smoke test: train every config for a tiny budget, reload, evaluate one episode, film a few frames.
-
-    Prints a pass/fail table; exits 1 when a config fails (its row shows the error), 130 on Ctrl-C.
-    """
-    with cli_main.user_errors():
-        import tempfile
-
-        from rltool.errors import RltoolError
-        from rltool.smoke import FAIL, INTERRUPTED, find_configs, format_table, smoke_configs
-
-        if not targets:
-            if not Path("configs").is_dir():
-                raise RltoolError(
-                    "no configs/ folder here; give config files or folders, e.g. rltool smoke my_configs/"
-                )
-            targets = [Path("configs")]
-        paths = find_configs(list(targets))
-        workdir = Path(tempfile.mkdtemp(prefix="rltool-smoke-")) if keep else None
-        results = smoke_configs(
-            paths,
-            steps,
-            video_length=length,
-            workdir=workdir,
-            allowed_modules=tuple(allow_module or ()),
-            trust_pickles=trust_pickles,
-            report=lambda line: typer.echo(line, err=True),
-        )
-        typer.echo(format_table(results))
-        if workdir is not None:
-            typer.echo(f"kept: {workdir}")
-        if any(r.status == INTERRUPTED for r in results):
-            raise typer.Exit(code=130)
-        if any(r.status == FAIL for r in results):
-            raise typer.Exit(code=1)

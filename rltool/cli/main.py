@@ -6,15 +6,26 @@ so ``rltool --help`` and config errors answer at once.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from rltool.cli import analysis, smoke, tune
+from rltool.cli.options import (
+    AlgoOpt,
+    AllowModuleOpt,
+    DeterministicOpt,
+    EnvOpt,
+    LogFolderOpt,
+    ParamOpt,
+    SeedOpt,
+    TrustOpt,
+    echo_error,
+    user_errors,
+)
 from rltool.errors import RltoolError
 
 app = typer.Typer(
@@ -27,45 +38,6 @@ app = typer.Typer(
 )
 
 
-def echo_error(message: str) -> None:
-    """Print one error line on stderr."""
-    typer.echo(f"rltool: error: {message}", err=True)
-
-
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn :class:`RltoolError` into one line on stderr and its exit code (2), no traceback."""
-    try:
-        yield
-    except RltoolError as error:
-        echo_error(str(error))
-        raise typer.Exit(code=error.exit_code) from None
-
-
-# Options shared by several commands, defined once.
-EnvOpt = Annotated[
-    str | None, typer.Option("--env", help="Env id (required for zoo files and bare model zips).")
-]
-AlgoOpt = Annotated[
-    str | None, typer.Option("--algo", help="Algorithm (default: the config's, or the zoo file's name).")
-]
-LogFolderOpt = Annotated[Path, typer.Option("-f", "--log-folder", help="Folder of the runs.")]
-TrustOpt = Annotated[
-    bool,
-    typer.Option("--trust-pickles", help="Allow model/statistics files that need unpickling (can run code)."),
-]
-AllowModuleOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--allow-module", help="Allow wrappers/callbacks from this module (repeatable).", show_default=False
-    ),
-]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed.")]
-DeterministicOpt = Annotated[
-    bool, typer.Option("--deterministic/--stochastic", help="Greedy or sampled actions.")
-]
-
-
 @app.command()
 def train(
     config: Annotated[
@@ -76,10 +48,7 @@ def train(
     n_timesteps: Annotated[int | None, typer.Option("-n", "--n-timesteps", help="Total env steps.")] = None,
     seed: SeedOpt = None,
     n_envs: Annotated[int | None, typer.Option("--n-envs", help="Parallel envs.")] = None,
-    params: Annotated[
-        list[str] | None,
-        typer.Option("-p", "--param", help="Override a hyperparameter: key=value (repeatable)."),
-    ] = None,
+    params: ParamOpt = None,
     log_folder: LogFolderOpt = Path("models"),
     eval_freq: Annotated[
         int, typer.Option("--eval-freq", help="Evaluate every N steps, keep the best (0: off).")
@@ -261,13 +230,10 @@ def record_video_command(
 
 
 # Commands of their own modules; each imports its heavy dependencies only when it runs.
-from rltool.cli import analysis as _analysis  # noqa: E402
-from rltool.cli import tune as _tune  # noqa: E402
-
-app.command("tune")(_tune.tune)
-app.command("plot")(_analysis.plot)
-app.command("report")(_analysis.report)
-app.command("smoke")(_analysis.smoke)
+app.command("tune")(tune.tune)
+app.command("plot")(analysis.plot)
+app.command("report")(analysis.report)
+app.command("smoke")(smoke.smoke)
 
 
 def run() -> None:

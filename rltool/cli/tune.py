@@ -11,23 +11,7 @@ from typing import Annotated
 
 import typer
 
-# Defined here rather than imported from rltool.cli.main, which imports this module.
-_EnvOpt = Annotated[str | None, typer.Option("--env", help="Env id (required for zoo files).")]
-_AlgoOpt = Annotated[
-    str | None, typer.Option("--algo", help="Algorithm (default: the config's, or the zoo file's name).")
-]
-_ParamOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "-p", "--param", help="Set a config value before tuning: key=value (repeatable).", show_default=False
-    ),
-]
-_AllowModuleOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--allow-module", help="Allow wrappers/callbacks from this module (repeatable).", show_default=False
-    ),
-]
+from rltool.cli.options import AlgoOpt, AllowModuleOpt, EnvOpt, ParamOpt, user_errors
 
 
 def tune(
@@ -84,19 +68,17 @@ def tune(
             show_default=False,
         ),
     ] = None,
-    env: _EnvOpt = None,
-    algo: _AlgoOpt = None,
+    env: EnvOpt = None,
+    algo: AlgoOpt = None,
     n_envs: Annotated[int | None, typer.Option("--n-envs", help="Parallel envs per trial.")] = None,
-    params: _ParamOpt = None,
+    params: ParamOpt = None,
     log_folder: Annotated[
         Path, typer.Option("-f", "--log-folder", help="Results go to <log-folder>/tune/<study-name>/.")
     ] = Path("models"),
-    allow_module: _AllowModuleOpt = None,
+    allow_module: AllowModuleOpt = None,
 ) -> None:
     """Search the config's hyperparameters with Optuna; writes best.yaml, trials.csv and plots."""
     import signal
-
-    from rltool.cli.main import user_errors
 
     with user_errors():
         from rltool.config import load_config
