@@ -15,7 +15,6 @@ through :func:`rltool.literal.parse_literal`. Nothing here imports torch or SB3.
 from __future__ import annotations
 
 import contextlib
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import yaml
 
 from rltool.algos.registry import ALGOS, SCHEDULE_KEYS
-from rltool.errors import ConfigError
+from rltool.errors import ConfigError, did_you_mean
 from rltool.literal import Symbol, contains_symbol, parse_literal, symbol, to_source
 from rltool.schedules import is_schedule_string
 
@@ -194,11 +193,6 @@ def _is_atari(env_id: str) -> bool:
     return "NoFrameskip" in env_id or env_id.startswith("ALE/")
 
 
-def _did_you_mean(word: str, options: list[str] | tuple[str, ...] | set[str]) -> str:
-    close = difflib.get_close_matches(word, sorted(options), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
 def _select_experiment(
     data: Any, path: Path, lines: dict[tuple[str, ...], int], env: str | None, algo: str | None
 ) -> tuple[dict[str, Any], tuple[str, ...], str, str]:
@@ -238,7 +232,7 @@ def _select_experiment(
         section = "default"
     else:
         raise ConfigError(
-            f"{path}: no hyperparameters for env '{env}' and no 'default' section{_did_you_mean(env, set(data))}"
+            f"{path}: no hyperparameters for env '{env}' and no 'default' section{did_you_mean(env, set(data))}"
         )
     hyperparams = data[section]
     if not isinstance(hyperparams, dict):
@@ -336,7 +330,7 @@ def _check_algo_kwarg(checker: _Checker, algo: str, key: str, value: Any) -> Any
     spec = ALGOS[algo]
     if key not in spec.keywords:
         options = set(spec.keywords) | set(SPECIAL_KEYS)
-        raise checker.fail(key, f"unknown key for {algo}{_did_you_mean(key, options)}")
+        raise checker.fail(key, f"unknown key for {algo}{did_you_mean(key, options)}")
     if key in SCHEDULE_KEYS:
         return checker.schedule(key, value)
     if key == "target_kl" and value is None:
@@ -380,7 +374,7 @@ def _build(
 ) -> ExperimentConfig:
     if algo not in ALGOS:
         raise ConfigError(
-            f"{checker.path}: unknown algorithm '{algo}'{_did_you_mean(algo, set(ALGOS))} "
+            f"{checker.path}: unknown algorithm '{algo}'{did_you_mean(algo, set(ALGOS))} "
             f"(known: {', '.join(ALGOS)})"
         )
     spec = ALGOS[algo]
@@ -414,7 +408,7 @@ def _build(
         for name in normalize:
             if name not in _NORMALIZE_KEYS:
                 raise checker.fail(
-                    "normalize", f"unknown VecNormalize option '{name}'{_did_you_mean(name, _NORMALIZE_KEYS)}"
+                    "normalize", f"unknown VecNormalize option '{name}'{did_you_mean(name, _NORMALIZE_KEYS)}"
                 )
     elif not isinstance(normalize, bool):
         raise checker.fail(

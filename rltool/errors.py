@@ -8,6 +8,8 @@ for user mistakes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class RltoolError(Exception):
     """Base class: a user-facing error with a one-line message."""
@@ -43,3 +45,11 @@ def first_line(error: BaseException) -> str:
     """:return: the first non-empty line of an exception's message, or its type name when it has none."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def did_you_mean(word: str, options: Iterable[str], cutoff: float = 0.6) -> str:
+    """:return: ``"; did you mean 'x'?"`` for the closest of ``options``, or ``""`` when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(word, sorted(options), n=1, cutoff=cutoff)
+    return f"; did you mean '{close[0]}'?" if close else ""

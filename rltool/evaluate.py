@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rltool.config import ExperimentConfig, load_config
-from rltool.errors import ConfigError, ModelLoadError
+from rltool.errors import ConfigError, ModelLoadError, did_you_mean
 
 MODEL_FILES = ("model.zip", "best_model.zip")
 
@@ -146,11 +146,7 @@ def _bare_config(model_path: Path, env: str, algo: str) -> ExperimentConfig:
     from rltool.envs.registry import check_env_id
 
     if algo not in ALGOS:
-        import difflib
-
-        close = difflib.get_close_matches(algo, list(ALGOS), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(f"--algo: unknown algorithm '{algo}'{hint}")
+        raise ConfigError(f"--algo: unknown algorithm '{algo}'{did_you_mean(algo, ALGOS)}")
     check_env_id(env, where="--env")
     return ExperimentConfig(
         env=env, algo=algo, n_timesteps=1, policy=ALGOS[algo].policies[0], source=str(model_path)
@@ -282,8 +278,10 @@ def evaluate(
     from rltool.train import set_threads
 
     set_threads(None)
-    if seed is None and target.config.seed is not None:
-        seed = target.config.seed + 10_000
+    if seed is None:
+        from rltool.envs.builder import eval_seed
+
+        seed = eval_seed(target.config.seed)
     model, env = load_trained(target, seed=seed, trust_pickles=trust_pickles, allowed_modules=allowed_modules)
     try:
         rewards, lengths = evaluate_episodes(model, env, episodes, deterministic)

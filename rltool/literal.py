@@ -14,7 +14,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from rltool.errors import ConfigError
+from rltool.errors import ConfigError, did_you_mean
 
 _ACTIVATIONS = ("ReLU", "Tanh", "ELU", "LeakyReLU", "GELU", "SiLU", "Sigmoid", "Softplus", "SELU", "Mish")
 _OPTIMIZERS = ("Adam", "AdamW", "RMSprop", "SGD", "Adagrad")
@@ -80,10 +80,7 @@ def symbol(dotted: str, *, where: str) -> Symbol:
     """
     canonical = _canonical(dotted)
     if canonical is None:
-        import difflib
-
-        close = difflib.get_close_matches(dotted, list(SYMBOLS), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else f"; allowed names: {', '.join(sorted(SYMBOLS))}"
+        hint = did_you_mean(dotted, SYMBOLS) or f"; allowed names: {', '.join(sorted(SYMBOLS))}"
         raise ConfigError(f"{where}: name '{dotted}' is not allowed{hint}")
     return Symbol(canonical)
 

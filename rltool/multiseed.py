@@ -38,7 +38,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -48,8 +48,7 @@ from rltool.config import ExperimentConfig
 from rltool.errors import ConfigError, RltoolError
 from rltool.fileio import write_text
 from rltool.train import TrainOptions, TrainResult, create_run_dir
-
-Report = Callable[[str], None]
+from rltool.type_aliases import Report
 
 #: status of a seed whose process raised or died
 FAILED = "failed"

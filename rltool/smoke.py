@@ -32,13 +32,13 @@ import math
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from rltool.config import ExperimentConfig
 from rltool.errors import EnvError, RltoolError
+from rltool.type_aliases import Report
 
 MAX_STEPS = 5_000
 MAX_ENVS = 2
@@ -49,7 +49,6 @@ OTHER_STEPS = 1_000
 YAML_SUFFIXES = (".yaml", ".yml")
 
 PASS, FAIL, INTERRUPTED = "pass", "fail", "interrupted"
-Report = Callable[[str], None]
 
 
 @dataclass

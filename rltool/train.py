@@ -11,7 +11,6 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,7 @@ from typing import Any
 from rltool.config import ExperimentConfig, config_to_yaml
 from rltool.errors import OutputError, RltoolError, TrainingDivergedError
 from rltool.fileio import check_writable_folder, write_json, write_text
-
-Report = Callable[[str], None]
+from rltool.type_aliases import Report
 
 
 @dataclass(frozen=True)
@@ -158,14 +156,13 @@ def build_eval_env(
     monitor_prefix: str = "eval",
 ):
     """Build an evaluation env: same builder, frozen normalization, its own seed range."""
-    from rltool.envs.builder import EnvOptions, build_vec_env
+    from rltool.envs.builder import EnvOptions, build_vec_env, eval_seed
 
-    seed = None if config.seed is None else config.seed + 10_000
     return build_vec_env(
         config,
         EnvOptions(
             n_envs=n_envs,
-            seed=seed,
+            seed=eval_seed(config.seed),
             monitor_dir=run_dir / "monitor" if run_dir else None,
             monitor_prefix=monitor_prefix,
             normalize="frozen",

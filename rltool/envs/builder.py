@@ -24,6 +24,15 @@ if TYPE_CHECKING:
 NormalizeMode = Literal["train", "frozen"]
 
 
+#: evaluation envs draw seeds from their own range, so they never replay a training episode
+EVAL_SEED_OFFSET = 10_000
+
+
+def eval_seed(seed: int | None) -> int | None:
+    """:return: the base seed of the evaluation envs of a run with training seed ``seed``."""
+    return None if seed is None else seed + EVAL_SEED_OFFSET
+
+
 @dataclass(frozen=True)
 class EnvOptions:
     """How to build the envs of one config.

@@ -5,10 +5,9 @@ Imports gymnasium but never torch, so config errors stay fast.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 
-from rltool.errors import EnvError
+from rltool.errors import EnvError, did_you_mean
 
 CUSTOM_NAMESPACE = "rltool-custom"
 
@@ -71,9 +70,7 @@ def _unknown_env_message(env: str, known: list[str]) -> str:
     if versions:
         latest = max(versions)[1]
         return f"'{env}' is not available in this gymnasium (deprecated or removed); use '{latest}'"
-    close = difflib.get_close_matches(env, known, n=1, cutoff=0.6)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    return f"unknown env id '{env}'{hint} (custom envs: 'my_pkg.module:MyEnv' or env_packages: [my_pkg])"
+    return f"unknown env id '{env}'{did_you_mean(env, known)} (custom envs: 'my_pkg.module:MyEnv' or env_packages: [my_pkg])"
 
 
 def check_env_id(env: str, env_packages: tuple[str, ...] = (), *, where: str = "env") -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import difflib
 import io
 import math
 import os
@@ -40,11 +39,10 @@ import optuna
 from optuna.trial import TrialState
 
 from rltool.config import ExperimentConfig, config_to_yaml, parse_override
-from rltool.errors import ConfigError, RltoolError, TrainingDivergedError, first_line
+from rltool.errors import ConfigError, RltoolError, TrainingDivergedError, did_you_mean, first_line
 from rltool.fileio import atomic_path, check_writable_folder, write_json, write_text
 from rltool.tune.samplers import CONFIG_FIELDS, SAMPLERS
-
-Report = Callable[[str], None]
+from rltool.type_aliases import Report
 
 SAMPLER_NAMES = ("tpe", "random")
 PRUNER_NAMES = ("median", "halving", "none")
@@ -108,11 +106,6 @@ class TuneResult:
 # Checking options
 
 
-def _did_you_mean(word: str, options: tuple[str, ...] | list[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
 def check_options(config: ExperimentConfig, options: TuneOptions) -> None:
     """Raise :class:`TuneError` for options that cannot work, before anything is created.
 
@@ -125,12 +118,12 @@ def check_options(config: ExperimentConfig, options: TuneOptions) -> None:
         )
     if options.sampler not in SAMPLER_NAMES:
         raise TuneError(
-            f"--sampler: unknown sampler '{options.sampler}'{_did_you_mean(options.sampler, SAMPLER_NAMES)} "
+            f"--sampler: unknown sampler '{options.sampler}'{did_you_mean(options.sampler, SAMPLER_NAMES, cutoff=0.5)} "
             f"(choose {' or '.join(SAMPLER_NAMES)})"
         )
     if options.pruner not in PRUNER_NAMES:
         raise TuneError(
-            f"--pruner: unknown pruner '{options.pruner}'{_did_you_mean(options.pruner, PRUNER_NAMES)} "
+            f"--pruner: unknown pruner '{options.pruner}'{did_you_mean(options.pruner, PRUNER_NAMES, cutoff=0.5)} "
             f"(choose {', '.join(PRUNER_NAMES)})"
         )
     for name, value in (
@@ -556,34 +549,6 @@ def config_of_params(
     return apply_params(config, sampled, n_timesteps)
 
 
-def trial_eval_env(config: ExperimentConfig, options: TuneOptions) -> Any:
-    """The evaluation env of a trial: training's settings (one env, seed + 10000, frozen normalization).
-
-    Normalization statistics are copied from the training env before each evaluation
-    (``PeriodicEvalCallback``), so none are loaded from disk.
-
-    :param config: the trial's config.
-    :param options: see :class:`TuneOptions`.
-    :return: the env.
-    """
-    from stable_baselines3.common.vec_env import unwrap_vec_normalize
-
-    from rltool.envs.builder import EnvOptions, build_vec_env
-
-    seed = None if config.seed is None else config.seed + 10_000
-    env = build_vec_env(
-        config,
-        EnvOptions(
-            n_envs=1, seed=seed, monitor_prefix="eval", subproc=False, allowed_modules=options.allowed_modules
-        ),
-    )
-    normalize = unwrap_vec_normalize(env)
-    if normalize is not None:
-        normalize.training = False
-        normalize.norm_reward = False
-    return env
-
-
 def run_trial(
     trial: optuna.trial.BaseTrial, config: ExperimentConfig, options: TuneOptions
 ) -> tuple[float, ExperimentConfig]:
@@ -602,17 +567,18 @@ def run_trial(
 
     from rltool.algos import build_model
     from rltool.callbacks import NanGuardCallback, PeriodicEvalCallback, evaluate_episodes
-    from rltool.train import TrainOptions, build_env
+    from rltool.train import TrainOptions, build_env, build_eval_env
 
     budget = trial_budget(config, options)
     sampled = SAMPLERS[config.algo](trial, config)
     trial_config = apply_params(config, sampled, n_timesteps=budget)
 
-    env = build_env(trial_config, None, TrainOptions(allowed_modules=options.allowed_modules, progress=False))
+    train_options = TrainOptions(allowed_modules=options.allowed_modules, progress=False)
+    env = build_env(trial_config, None, train_options)
     eval_env = None
     try:
         model = build_model(trial_config, env)
-        eval_env = trial_eval_env(trial_config, options)
+        eval_env = build_eval_env(trial_config, None, train_options)
         evaluations: list[float] = []
         pruned = False
 
@@ -1070,7 +1036,7 @@ def tune(config: ExperimentConfig, options: TuneOptions, report: Report = print)
                 if key not in names:
                     raise TuneError(
                         f"--enqueue: '{key}' is not a parameter of the {config.algo} search space"
-                        f"{_did_you_mean(key, sorted(names))} (parameters: {', '.join(sorted(names))})"
+                        f"{did_you_mean(key, names, cutoff=0.5)} (parameters: {', '.join(sorted(names))})"
                     )
     set_threads(1)  # one core per worker: N workers use N cores
     optuna.logging.set_verbosity(optuna.logging.WARNING)
