@@ -68,14 +68,13 @@ def train_one(config: Any, options: Any) -> float:
 
     from rltool.algos import build_model
     from rltool.callbacks import NanGuardCallback, PeriodicEvalCallback
-    from rltool.train import TrainOptions, build_env
-    from rltool.tune.study import trial_eval_env
+    from rltool.train import TrainOptions, build_env, build_eval_env
 
     env = build_env(config, None, TrainOptions(progress=False))
     eval_env = None
     try:
         model = build_model(config, env)
-        eval_env = trial_eval_env(config, options)
+        eval_env = build_eval_env(config, None, TrainOptions(progress=False))
         eval_freq = max(config.n_timesteps // options.n_evaluations, 1)
         callback = PeriodicEvalCallback(eval_env, None, eval_freq, options.eval_episodes)
         model.learn(total_timesteps=config.n_timesteps, callback=CallbackList([NanGuardCallback(), callback]))
@@ -92,7 +91,7 @@ def planned_params(config: Any, options: Any, trials: int) -> list[dict[str, Any
     :return: parameters by trial number.
     """
 
-    from rltool.tune.study import draw_params, make_sampler
+    from rltool.tune.search import draw_params, make_sampler
 
     assert trials <= 10, "beyond TPE's 10 random start-up trials the draws depend on the results"
     return draw_params(config, make_sampler(options.sampler, options.seed), trials)
@@ -137,7 +136,11 @@ def main() -> None:
 
     from rltool.config import load_config
     from rltool.train import set_threads
-    from rltool.tune.study import TuneOptions, config_of_params, open_study, run_worker, write_results
+    from rltool.tune.options import TuneOptions
+    from rltool.tune.results import write_results
+    from rltool.tune.study import open_study
+    from rltool.tune.trial import config_of_params
+    from rltool.tune.worker import run_worker
 
     set_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

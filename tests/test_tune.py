@@ -28,20 +28,12 @@ from typer.testing import CliRunner
 
 from rltool.cli.tune import tune as tune_command
 from rltool.config import config_to_yaml, load_config
+from rltool.tune.options import TuneError, TuneOptions, results_dir
 from rltool.tune.samplers import SAMPLERS
-from rltool.tune.study import (
-    TuneError,
-    TuneOptions,
-    _claim_results_dir,
-    _lost_race,
-    apply_params,
-    config_of_params,
-    fail_dead_local_trials,
-    open_storage,
-    open_study,
-    parse_storage,
-    results_dir,
-)
+from rltool.tune.storage import claim_results_dir, open_storage, parse_storage
+from rltool.tune.study import open_study
+from rltool.tune.trial import apply_params, config_of_params
+from rltool.tune.worker import _lost_race, fail_dead_local_trials
 
 SEED = "11"
 TRIAL_ARGS = ["-n", "1024", "--n-evaluations", "2", "--eval-episodes", "2", "--seed", SEED]
@@ -185,6 +177,7 @@ import time
 from pathlib import Path
 
 import rltool.tune.study as study_module
+import rltool.tune.worker as worker_module
 from rltool.config import load_config
 
 
@@ -192,7 +185,7 @@ def instant_trial(trial, config, options):  # no training: trials end at once, s
     return trial.suggest_float("x", 0.0, 1.0), config
 
 
-study_module.run_trial = instant_trial
+worker_module.run_trial = instant_trial
 config = load_config(sys.argv[1], check_env=False)
 options = study_module.TuneOptions(
     max_total_trials=int(sys.argv[2]), study_name=sys.argv[3], log_folder=Path(sys.argv[4]), sampler="random"
@@ -228,6 +221,7 @@ import time
 from pathlib import Path
 
 import rltool.tune.study as study_module
+import rltool.tune.worker as worker_module
 from rltool.config import load_config
 
 
@@ -235,7 +229,7 @@ def instant_trial(trial, config, options):
     return trial.suggest_float("x", 0.0, 1.0), config
 
 
-study_module.run_trial = instant_trial
+worker_module.run_trial = instant_trial
 config_path, cap, name, folder, workers, storage = sys.argv[1:7]
 config = load_config(config_path, check_env=False)
 options = study_module.TuneOptions(
@@ -514,14 +508,14 @@ def test_results_folder_of_another_study_is_never_reused(tmp_path: Path) -> None
     folder = results_dir(tmp_path, "a/b")
     assert folder == results_dir(tmp_path, "a_b")  # same folder name: the owner file tells them apart
     folder.mkdir(parents=True)
-    _claim_results_dir(folder, "a/b", parse_storage(None, folder / "study.log"))
-    _claim_results_dir(folder, "a/b", parse_storage(None, folder / "study.log"))  # same study: fine
+    claim_results_dir(folder, "a/b", parse_storage(None, folder / "study.log"))
+    claim_results_dir(folder, "a/b", parse_storage(None, folder / "study.log"))  # same study: fine
     with pytest.raises(TuneError, match="holds results of study 'a/b'"):
-        _claim_results_dir(folder, "a_b", parse_storage(None, folder / "study.log"))
+        claim_results_dir(folder, "a_b", parse_storage(None, folder / "study.log"))
 
 
 def test_options_are_checked_before_anything_is_created(config_file: Path, tmp_path: Path) -> None:
-    from rltool.tune.study import check_options
+    from rltool.tune.options import check_options
 
     config = load_config(config_file)
     with pytest.raises(TuneError, match="--timeout"):

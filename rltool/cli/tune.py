@@ -82,8 +82,9 @@ def tune(
 
     with user_errors():
         from rltool.config import load_config
+        from rltool.tune.options import TuneOptions, parse_enqueue
         from rltool.tune.samplers import SAMPLERS
-        from rltool.tune.study import TuneOptions, parse_enqueue, search_space_names
+        from rltool.tune.search import search_space_names
         from rltool.tune.study import tune as run_tune
 
         experiment = load_config(config, env=env, algo=algo, overrides=params or (), seed=seed, n_envs=n_envs)
