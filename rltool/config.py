@@ -136,7 +136,9 @@ class ExperimentConfig:
     @property
     def run_name(self) -> str:
         """:return: the folder name of this config's runs, e.g. ``ppo-LunarLander-v3``."""
-        return f"{self.algo}-{self.env.replace('/', '_').replace(':', '_')}"
+        from rltool.rundir import folder_name
+
+        return folder_name(self.algo, self.env)
 
 
 # ---------------------------------------------------------------------------

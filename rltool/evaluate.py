@@ -8,8 +8,7 @@ from typing import Any
 
 from rltool.config import ExperimentConfig, load_config
 from rltool.errors import ConfigError, ModelLoadError, did_you_mean
-
-MODEL_FILES = ("model.zip", "best_model.zip")
+from rltool.rundir import is_run_dir, latest_run_with_model
 
 
 @dataclass(frozen=True)
@@ -26,18 +25,6 @@ class ModelTarget:
     config: ExperimentConfig
     run_dir: Path | None
     vecnormalize_path: Path | None
-
-
-def latest_run(parent: Path) -> Path | None:
-    """:return: the highest-numbered ``run-N`` folder under ``parent`` that holds a model, or None."""
-    runs = [
-        p for p in parent.glob("run-*") if p.name[4:].isdigit() and any((p / f).exists() for f in MODEL_FILES)
-    ]
-    return max(runs, key=lambda p: int(p.name[4:]), default=None)
-
-
-def _is_run_dir(path: Path) -> bool:
-    return (path / "config.yaml").exists() or any((path / f).exists() for f in MODEL_FILES)
 
 
 def resolve_target(
@@ -68,14 +55,14 @@ def resolve_target(
     if path.is_file() and path.suffix in (".yaml", ".yml"):
         config = load_config(path, env=env, algo=algo)
         parent = log_folder / config.run_name
-        run = latest_run(parent)
+        run = latest_run_with_model(parent)
         if run is None:
             raise ModelLoadError(
                 f"{path}: no trained run under {parent}/ (train it first: rltool train {path})"
             )
         return _from_run_dir(run, best)
     if path.is_dir():
-        run = path if _is_run_dir(path) else latest_run(path)
+        run = path if is_run_dir(path) else latest_run_with_model(path)
         if run is None:
             raise ModelLoadError(f"{path}: holds no model (expected model.zip, or run-N folders with one)")
         found = _from_run_dir(run, best)

@@ -1,13 +1,10 @@
 """Train one config with several seeds, each in its own process, with one progress display.
 
-Entry point for ``rltool train CONFIG --seeds 0-4 --jobs 2``::
+Core of ``rltool train CONFIG --seeds 0-4 --jobs 2`` (:mod:`rltool.cli.seeds` turns its results into
+lines and an exit code). The CLI loads the config once and derives one config per seed
+(:func:`seed_configs`); :func:`run_seeds`
 
-    train_seeds(config_path, seeds, jobs, load_kwargs, options, report) -> int  # the exit code
-
-It loads the config once, derives one config per seed (``dataclasses.replace(config, seed=s)``)
-and calls :func:`run_seeds`, which
-
-* creates every run folder in this (parent) process with :func:`rltool.train.create_run_dir`, so
+* creates every run folder in this (parent) process with :func:`rltool.rundir.create_run_dir`, so
   seed ``i`` always gets a distinct ``run-N`` folder, printed before anything starts;
 * starts at most ``jobs`` children at a time from the ``spawn`` context (not ``fork``: torch
   misbehaves when forked after it started threads), each training with ``threads=1`` and
@@ -20,8 +17,6 @@ and calls :func:`run_seeds`, which
   the children without waiting (files on disk stay complete: every write is atomic);
 * reports a failing child with its one-line error (a traceback goes to ``error.log`` in its run
   folder for unexpected errors) while the other seeds go on.
-
-Exit codes of :func:`train_seeds`: 0 when every seed finished, 130 after Ctrl-C, 1 when a seed failed.
 
 Children start with SIGINT ignored (inherited across spawn's exec) and arm a handler that turns
 only the first SIGINT into ``KeyboardInterrupt`` once training is about to start; the parent
@@ -47,7 +42,8 @@ from typing import Any
 from rltool.config import ExperimentConfig
 from rltool.errors import ConfigError, RltoolError
 from rltool.fileio import write_text
-from rltool.train import TrainOptions, TrainResult, create_run_dir
+from rltool.rundir import RunStatus, create_run_dir
+from rltool.train import TrainOptions, TrainResult
 from rltool.type_aliases import Report
 
 #: status of a seed whose process raised or died
@@ -386,7 +382,7 @@ class _Runner:
                     seed.status = FAILED
                     seed.error = f"process exited with code {seed.process.exitcode} before reporting a result"
                     self.display.say(f"[{seed.name}] failed: {seed.error}")
-            if seed.result is not None and seed.result.status == "interrupted" and not self.stopping:
+            if seed.result is not None and seed.result.status == RunStatus.INTERRUPTED and not self.stopping:
                 # SIGINT reached the children but not this process: start no further seed.
                 self.stopping = True
                 self.stop.set()
@@ -407,10 +403,15 @@ class _Runner:
             self.display.say(f"stopping {len(running)} seed(s) without waiting")
 
 
+def seed_configs(config: ExperimentConfig, seeds: list[int]) -> list[ExperimentConfig]:
+    """:return: one copy of ``config`` per seed, in order."""
+    return [replace(config, seed=seed) for seed in seeds]
+
+
 def run_seeds(
     configs: list[ExperimentConfig],
     options: TrainOptions,
-    jobs: int,
+    jobs: int | None = None,
     report: Report = print,
 ) -> list[TrainResult]:
     """Train each config (one per seed) in its own process, at most ``jobs`` at a time.
@@ -419,7 +420,7 @@ def run_seeds(
     :param options: training options; ``threads``, ``progress`` and ``run_dir`` are set per child
         (1 thread, no per-child bar, a folder created here). ``options.progress`` decides whether
         the parent draws the combined bar.
-    :param jobs: processes at once (>= 1).
+    :param jobs: processes at once (>= 1); None: one per config, up to the number of CPU cores.
     :param report: where lines go (children's lines are prefixed with their seed).
     :return: one result per config, in order. ``status`` is ``"finished"``, ``"interrupted"``
         (saved after Ctrl-C, as by ``rltool train``), :data:`FAILED` (``info["error"]`` holds the
@@ -428,9 +429,17 @@ def run_seeds(
     :raises ConfigError: no configs or ``jobs`` < 1.
     """
     if not configs:
-        raise ConfigError("no seeds to train")
+        raise ConfigError("--seeds: no seeds to train (e.g. --seeds 0,1,2 or --seeds 0-4)")
+    if jobs is None:
+        jobs = os.cpu_count() or 1
     if jobs < 1:
         raise ConfigError(f"--jobs: must be >= 1, got {jobs}")
+    jobs = min(jobs, len(configs))
+    first = configs[0]
+    report(
+        f"training {first.run_name} with {len(configs)} seed(s) ({_seed_list([c.seed for c in configs])}), "
+        f"{jobs} at a time, {first.n_timesteps:,} steps each"
+    )
     seeds: list[_Seed] = []
     try:
         for index, config in enumerate(configs):
@@ -458,81 +467,6 @@ def _result_of(seed: _Seed) -> TrainResult:
 def _remove_if_empty(folder: Path) -> None:
     with suppress(OSError):  # not empty: the child wrote something, keep it
         folder.rmdir()
-
-
-# ---------------------------------------------------------------------------------------------- CLI
-
-
-def train_seeds(
-    config_path: Path | str,
-    seeds: list[int],
-    jobs: int | None,
-    load_kwargs: dict[str, Any],
-    options: TrainOptions,
-    report: Report = print,
-) -> int:
-    """Train ``config_path`` once per seed in parallel processes and summarise; for ``rltool train --seeds``.
-
-    :param config_path: the config file.
-    :param seeds: from :func:`parse_seeds`.
-    :param jobs: processes at once; None: ``min(len(seeds), os.cpu_count())``.
-    :param load_kwargs: keyword arguments of :func:`rltool.config.load_config` besides the path
-        (``env``, ``algo``, ``overrides``, ``n_timesteps``, ``n_envs``); ``seed`` must be None.
-    :param options: training options (``options.progress``: draw the combined bar).
-    :param report: where lines go.
-    :return: the exit code: 0 all finished, 130 interrupted by Ctrl-C, 1 a seed failed.
-    :raises RltoolError: the config is invalid, ``--seed`` was combined with ``--seeds``, or
-        ``jobs`` < 1.
-    """
-    from rltool.config import load_config
-
-    if load_kwargs.get("seed") is not None:
-        raise ConfigError(
-            "--seed and --seeds cannot be combined; put every seed in --seeds (e.g. --seeds 0-4)"
-        )
-    if not seeds:
-        raise ConfigError("--seeds: no seeds given (e.g. --seeds 0,1,2 or --seeds 0-4)")
-    if jobs is None:
-        jobs = min(len(seeds), os.cpu_count() or 1)
-    if jobs < 1:
-        raise ConfigError(f"--jobs: must be >= 1, got {jobs}")
-    kwargs = {key: value for key, value in load_kwargs.items() if key != "seed"}
-    config = load_config(config_path, **kwargs)
-    configs = [replace(config, seed=seed) for seed in seeds]
-    jobs = min(jobs, len(configs))
-    report(
-        f"training {config.run_name} with {len(seeds)} seed(s) ({_seed_list(seeds)}), "
-        f"{jobs} at a time, {config.n_timesteps:,} steps each"
-    )
-    results = run_seeds(configs, options, jobs, report)
-    return summarize(results, report)
-
-
-def summarize(results: list[TrainResult], report: Report = print) -> int:
-    """Print one line per seed and a hint to compare them.
-
-    :param results: from :func:`run_seeds`.
-    :param report: where lines go.
-    :return: the exit code: 130 when Ctrl-C stopped any seed, else 1 when one failed, else 0.
-    """
-    for result in results:
-        info = result.info or {}
-        line = f"seed {info.get('seed')}: {result.status:<11} {result.num_timesteps:>10,} steps"
-        if result.status in (FAILED, STOPPED):
-            line += f"  {info.get('error')}"
-        else:
-            if result.final_eval:
-                line += f"  mean_reward={result.final_eval['mean_reward']:.2f}"
-            if result.status != NOT_STARTED:
-                line += f"  {result.run_dir}"
-        report(line)
-    done = [r for r in results if r.status == "finished" or (r.status == "interrupted" and r.num_timesteps)]
-    if done:
-        report("compare: rltool report " + " ".join(str(r.run_dir) for r in done))
-    statuses = {r.status for r in results}
-    if statuses & {"interrupted", STOPPED, NOT_STARTED}:
-        return 130
-    return 1 if FAILED in statuses else 0
 
 
 def _seed_list(seeds: list[int]) -> str:

@@ -8,7 +8,6 @@ stops at the config's total ``n_timesteps``, not that many more.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from dataclasses import dataclass, replace
@@ -18,8 +17,8 @@ from typing import Any
 from rltool.config import ExperimentConfig, config_to_yaml, load_config
 from rltool.errors import ConfigError, ModelLoadError, RltoolError, UnsafeFileError
 from rltool.fileio import write_text
+from rltool.rundir import CONFIG_YAML, RunStatus, read_train_json
 from rltool.train import (
-    Report,
     TrainOptions,
     TrainResult,
     build_env,
@@ -27,6 +26,7 @@ from rltool.train import (
     run_learning,
     set_threads,
 )
+from rltool.type_aliases import Report
 
 
 @dataclass(frozen=True)
@@ -161,18 +161,18 @@ def resume(
         raise ConfigError(f"--n-timesteps: must be >= 1, got {n_timesteps}")
     if not run_dir.is_dir():
         raise ModelLoadError(f"{run_dir}: no such run folder")
-    if not (run_dir / "config.yaml").exists():
+    if not (run_dir / CONFIG_YAML).exists():
         raise ModelLoadError(f"{run_dir}: no config.yaml (not a run folder written by rltool train)")
-    config = load_config(run_dir / "config.yaml")
-    info = _read_train_json(run_dir)
+    config = load_config(run_dir / CONFIG_YAML)
+    info = read_train_json(run_dir)
     if n_timesteps is not None:
-        if n_timesteps <= config.n_timesteps and info.get("status") == "finished":
+        if n_timesteps <= config.n_timesteps and info.get("status") == RunStatus.FINISHED:
             raise RltoolError(
                 f"--n-timesteps {n_timesteps}: must exceed the finished run's {config.n_timesteps}"
             )
         config = replace(config, n_timesteps=n_timesteps)
     done = int(info.get("num_timesteps", 0))
-    if info.get("status") == "finished" and done >= config.n_timesteps:
+    if info.get("status") == RunStatus.FINISHED and done >= config.n_timesteps:
         report(f"{run_dir}: already finished at {done} steps; pass a larger --n-timesteps to continue")
         return None
     points = resume_points(run_dir)
@@ -257,13 +257,3 @@ def _remove_monitor_files(run_dir: Path, prefix: str, n_envs: int) -> None:
     """Delete the (empty) Monitor files of a resume that did not start."""
     for rank in range(n_envs):
         (run_dir / "monitor" / f"{prefix}-{rank}.monitor.csv").unlink(missing_ok=True)
-
-
-def _read_train_json(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "train.json"
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except ValueError:
-        return {}

@@ -38,6 +38,7 @@ from typing import Any
 
 from rltool.config import ExperimentConfig
 from rltool.errors import EnvError, RltoolError
+from rltool.rundir import RunStatus
 from rltool.type_aliases import Report
 
 MAX_STEPS = 5_000
@@ -218,7 +219,7 @@ def smoke_one(
         )
         trained = train(small, options, report=lambda line: None)
         result.steps, result.run_dir = trained.num_timesteps, trained.run_dir
-        if trained.status != "finished":
+        if trained.status != RunStatus.FINISHED:
             result.status = INTERRUPTED
             return result
         stage = "evaluate"

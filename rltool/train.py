@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from rltool.config import ExperimentConfig, config_to_yaml
-from rltool.errors import OutputError, RltoolError, TrainingDivergedError
-from rltool.fileio import check_writable_folder, write_json, write_text
+from rltool.errors import RltoolError, TrainingDivergedError
+from rltool.fileio import write_text
+from rltool.rundir import RunStatus, create_run_dir, read_train_json, write_train_json
 from rltool.type_aliases import Report
 
 
@@ -63,7 +64,7 @@ class TrainResult:
     num_timesteps: int
     wall_time_s: float
     steps_per_s: float
-    status: str
+    status: RunStatus
     final_eval: dict[str, Any] | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -80,32 +81,6 @@ def set_threads(threads: int | None) -> int:
     count = threads or default_threads()
     torch.set_num_threads(count)
     return count
-
-
-def create_run_dir(log_folder: Path, run_name: str) -> Path:
-    """Create the next free ``<log_folder>/<run_name>/run-<N>`` folder.
-
-    ``mkdir`` without ``exist_ok`` is atomic, so parallel runs never share (or clobber) a folder.
-
-    :param log_folder: e.g. ``models``.
-    :param run_name: e.g. ``ppo-CartPole-v1``.
-    :return: the new, empty folder.
-    """
-    parent = log_folder / run_name
-    check_writable_folder(parent)
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(f"{parent}: cannot create ({error.strerror or error})") from None
-    numbers = [int(p.name[4:]) for p in parent.glob("run-*") if p.name[4:].isdigit()]
-    number = max(numbers, default=0) + 1
-    while True:
-        candidate = parent / f"run-{number}"
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            number += 1
 
 
 def package_versions() -> dict[str, str]:
@@ -284,10 +259,12 @@ def run_learning(
     start_steps = 0 if reset_num_timesteps else model.num_timesteps
     remaining = config.n_timesteps - start_steps
     # read before this segment refreshes it: the wall time and segments of earlier segments
-    previous = {} if reset_num_timesteps else _read_json(run_dir / "train.json")
+    previous = {} if reset_num_timesteps else read_train_json(run_dir)
     started = time.perf_counter()
 
-    def write_info(status: str, wall_time: float, final_eval: dict[str, Any] | None = None) -> dict[str, Any]:
+    def write_info(
+        status: RunStatus, wall_time: float, final_eval: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         steps_done = model.num_timesteps - start_steps
         info = {
             "algo": config.algo,
@@ -309,11 +286,11 @@ def run_learning(
                 {"start": start_steps, "end": int(model.num_timesteps), "wall_time_s": round(wall_time, 3)},
             ],
         }
-        write_json(run_dir / "train.json", info)
+        write_train_json(run_dir, info)
         return info
 
     def diverged(message: str) -> TrainingDivergedError:
-        write_info("diverged", time.perf_counter() - started)
+        write_info(RunStatus.DIVERGED, time.perf_counter() - started)
         return TrainingDivergedError(message)
 
     callbacks: list[Any] = [NanGuardCallback()]
@@ -327,14 +304,14 @@ def run_learning(
                 run_dir,
                 options.save_freq,
                 report,
-                on_checkpoint=lambda _: write_info("running", time.perf_counter() - started),
+                on_checkpoint=lambda _: write_info(RunStatus.RUNNING, time.perf_counter() - started),
             )
         )
     callbacks += _config_callbacks(config, options) + list(extra_callbacks or [])
     if options.progress:
         callbacks.append(ProgressCallback(config.n_timesteps, description=config.run_name))
 
-    status = "finished"
+    status = RunStatus.FINISHED
     try:
         try:
             model.learn(
@@ -344,7 +321,7 @@ def run_learning(
                 reset_num_timesteps=reset_num_timesteps,
             )
         except KeyboardInterrupt:
-            status = "interrupted"
+            status = RunStatus.INTERRUPTED
         except TrainingDivergedError as error:
             raise diverged(str(error)) from None
         except ValueError as error:
@@ -368,16 +345,16 @@ def run_learning(
 
         save_model(model, run_dir / "model.zip")
         save_vecnormalize(model.get_env(), run_dir / "vecnormalize.pkl")
-        if status == "interrupted" or options.save_freq > 0:
+        if status == RunStatus.INTERRUPTED or options.save_freq > 0:
             # a finished run's last checkpoint is its final state (replay buffer included), so
             # ``--resume -n MORE`` continues from there
             folder, _ = write_checkpoint(model, run_dir)
-        if status == "interrupted":
+        if status == RunStatus.INTERRUPTED:
             report(f"interrupted at step {model.num_timesteps}: saved {run_dir / 'model.zip'} and {folder}")
             report(f"resume with: rltool train --resume {run_dir}")
 
         final_eval = None
-        if status == "finished" and options.final_eval_episodes > 0:
+        if status == RunStatus.FINISHED and options.final_eval_episodes > 0:
             from stable_baselines3.common.vec_env import sync_envs_normalization
 
             from rltool.callbacks import evaluate_episodes
@@ -420,12 +397,3 @@ def _summary(rewards: list[float], lengths: list[int]) -> dict[str, Any]:
         "episode_lengths": lengths,
         "deterministic": True,
     }
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    import json
-
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}

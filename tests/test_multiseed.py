@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from rltool.cli.main import app
+from rltool.cli.seeds import summarize
 from rltool.config import load_config
 from rltool.errors import ConfigError, RltoolError
-from rltool.multiseed import FAILED, MAX_SEEDS, parse_seeds, run_seeds, summarize, train_seeds
+from rltool.multiseed import FAILED, MAX_SEEDS, parse_seeds, run_seeds
 from rltool.train import TrainOptions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,14 +63,16 @@ def test_parse_seeds_bad(text: str, message: str) -> None:
 
 
 def test_train_seeds_rejects_bad_arguments(tmp_path: Path) -> None:
-    options = TrainOptions(log_folder=tmp_path)
-    config = REPO / "configs" / "cartpole.yaml"
-    with pytest.raises(ConfigError, match="--seed and --seeds cannot be combined"):
-        train_seeds(config, [0, 1], 2, {"seed": 3}, options)
-    with pytest.raises(ConfigError, match="--jobs: must be >= 1"):
-        train_seeds(config, [0, 1], 0, {}, options)
+    config = str(REPO / "configs" / "cartpole.yaml")
+    runner = CliRunner()
+    for extra, message in (
+        (["--seeds", "0,1", "--seed", "3"], "--seed and --seeds cannot be combined"),
+        (["--seeds", "0,1", "--jobs", "0"], "--jobs: must be >= 1"),
+    ):
+        result = runner.invoke(app, ["train", config, "-f", str(tmp_path), *extra])
+        assert result.exit_code == 2 and message in result.output, result.output
     with pytest.raises(ConfigError, match="no seeds"):
-        train_seeds(config, [], 1, {}, options)
+        run_seeds([], TrainOptions(log_folder=tmp_path), 1)
     assert not any(tmp_path.iterdir())  # nothing created
 
 

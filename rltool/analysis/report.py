@@ -16,6 +16,7 @@ from typing import Any
 from rltool.analysis.runs import RunInfo, load_monitor
 from rltool.analysis.stats import aggregate
 from rltool.errors import ModelLoadError
+from rltool.rundir import RunStatus
 
 # Fallback final score: mean reward of this many last training episodes.
 LAST_EPISODES = 10
@@ -156,7 +157,7 @@ def build_report(
                 steps_per_s=_mean_of(members, "steps_per_s"),
                 wall_time_s=_mean_of(members, "wall_time_s"),
                 num_timesteps=_mean_of(members, "num_timesteps"),
-                n_interrupted=sum(r.status == "interrupted" for r in members),
+                n_interrupted=sum(r.status == RunStatus.INTERRUPTED for r in members),
             )
         )
     return rows

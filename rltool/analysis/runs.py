@@ -18,8 +18,8 @@ import numpy as np
 import yaml
 
 from rltool.errors import ConfigError, ModelLoadError
+from rltool.rundir import TRAIN_JSON, folder_name, is_run_dir, numbered_runs, read_train_json
 
-_RUN_DIR = re.compile(r"^run-(\d+)$")
 _YAML_SUFFIXES = (".yaml", ".yml")
 
 
@@ -90,45 +90,13 @@ def make_label(algo: str, env: str, config_name: str | None) -> str:
     return f"{base} ({config_name})" if config_name else base
 
 
-def env_folder_name(algo: str, env: str) -> str:
-    """Folder name ``<algo>-<env>`` used by ``rltool train`` ("/" and ":" in the env id become "_").
-
-    :param algo: algorithm name.
-    :param env: environment id.
-    :return: the folder name.
-    """
-    return f"{algo}-{env.replace('/', '_').replace(':', '_')}"
-
-
-def _run_number(path: Path) -> int:
-    m = _RUN_DIR.match(path.name)
-    return int(m.group(1)) if m else -1
-
-
-def _is_run_dir(path: Path) -> bool:
-    return (path / "train.json").is_file() or (path / "monitor").is_dir()
-
-
 def _run_dirs_in(folder: Path, need_train_json: bool) -> list[Path]:
     """``run-*`` subfolders of ``folder`` that are run folders, ordered by run number."""
-    found = []
-    for child in folder.iterdir():
-        if not (child.is_dir() and _RUN_DIR.match(child.name)):
-            continue
-        ok = (child / "train.json").is_file() if need_train_json else _is_run_dir(child)
-        if ok:
-            found.append(child)
-    return sorted(found, key=lambda p: (_run_number(p), p.name))
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{path}: cannot read train.json ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"{path}: train.json is not a JSON object")
-    return data
+    return [
+        child
+        for child in numbered_runs(folder)
+        if ((child / TRAIN_JSON).is_file() if need_train_json else is_run_dir(child))
+    ]
 
 
 def _read_yaml_mapping(path: Path) -> dict[str, Any] | None:
@@ -149,7 +117,7 @@ def load_run(run_dir: Path | str) -> RunInfo:
     :return: the run's :class:`RunInfo`.
     """
     path = Path(run_dir)
-    train = _read_json(path / "train.json") if (path / "train.json").is_file() else None
+    train = read_train_json(path, strict=True) if (path / TRAIN_JSON).is_file() else None
     info: dict[str, Any] = {}
     if train is None and (path / "config.yaml").is_file():
         try:
@@ -183,9 +151,9 @@ def _runs_of_config(config: Path, log_folder: Path) -> list[Path]:
     if data is None or not data.get("env") or not data.get("algo"):
         raise ConfigError(f"{config}: not a single-experiment config (needs top-level 'env' and 'algo' keys)")
     algo, env = str(data["algo"]), str(data["env"])
-    candidates = [log_folder / env_folder_name(algo, env)]
+    candidates = [log_folder / folder_name(algo, env)]
     if algo != algo.lower():
-        candidates.append(log_folder / env_folder_name(algo.lower(), env))
+        candidates.append(log_folder / folder_name(algo.lower(), env))
     for folder in candidates:
         if folder.is_dir():
             runs = _run_dirs_in(folder, need_train_json=True)
@@ -205,7 +173,7 @@ def _run_dirs_of_target(target: Path, log_folder: Path) -> list[Path]:
         if target.suffix.lower() in _YAML_SUFFIXES:
             return _runs_of_config(target, log_folder)
         raise ModelLoadError(f"{target}: expected a config YAML, a run folder or a folder of run-* folders")
-    if _is_run_dir(target):
+    if is_run_dir(target):
         return [target]
     runs = _run_dirs_in(target, need_train_json=False)
     if not runs:

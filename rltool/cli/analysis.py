@@ -60,12 +60,13 @@ def plot(
     """Plot learning curves; seeds of one config are drawn as their mean with a 95% confidence band."""
     with user_errors():
         from rltool.analysis.plot import plot_runs
-        from rltool.analysis.runs import env_folder_name, find_runs
+        from rltool.analysis.runs import find_runs
         from rltool.errors import OutputError
+        from rltool.rundir import folder_name
 
         runs = find_runs(list(targets), log_folder)
         if output is None:
-            output = default_plot_path(env_folder_name(runs[0].algo, runs[0].env))
+            output = default_plot_path(folder_name(runs[0].algo, runs[0].env))
         elif output.exists() and not force:
             raise OutputError(f"{output}: already exists; pass --force to overwrite it or choose another -o")
         result = plot_runs(runs, output, x=x, window=window, show_eval=evaluations, title=title)

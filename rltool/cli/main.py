@@ -97,7 +97,11 @@ def train(
         for name, value in (("--eval-freq", eval_freq), ("--save-freq", save_freq)):
             if value < 0:
                 raise RltoolError(f"{name}: must be >= 0, got {value}")
-        if resume is None and seeds is None:
+        if seeds is not None and seed is not None:
+            raise RltoolError(
+                "--seed and --seeds cannot be combined; put every seed in --seeds (e.g. --seeds 0-4)"
+            )
+        if resume is None:
             experiment = load_config(
                 config,
                 env=env,
@@ -124,13 +128,9 @@ def train(
             verbose=verbose,
         )
         if seeds is not None:
-            from rltool.multiseed import parse_seeds, train_seeds
+            from rltool.cli.seeds import train_seeds
 
-            load_kwargs = dict(
-                env=env, algo=algo, overrides=params or (), n_timesteps=n_timesteps, n_envs=n_envs, seed=seed
-            )
-            code = train_seeds(config, parse_seeds(seeds), jobs, load_kwargs, options, report=typer.echo)
-            raise typer.Exit(code=code)
+            raise typer.Exit(code=train_seeds(experiment, seeds, jobs, options))
         if resume is not None:
             from rltool.resume import resume as resume_run
 
@@ -139,7 +139,9 @@ def train(
                 return
         else:
             result = run_training(experiment, options, report=typer.echo)
-        if result.status == "interrupted":
+        from rltool.rundir import RunStatus
+
+        if result.status == RunStatus.INTERRUPTED:
             raise typer.Exit(code=130)
 
 
