@@ -193,7 +193,7 @@ def load_trained(
             render_mode=render_mode,
             normalize="frozen",
             vecnormalize_path=target.vecnormalize_path,
-            subproc=False,
+            vec_env="dummy",  # gymnasium: the reference dynamics, whatever trained the model
             allowed_modules=allowed_modules,
             trust_pickles=trust_pickles,
         ),

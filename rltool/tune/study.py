@@ -574,7 +574,11 @@ def trial_eval_env(config: ExperimentConfig, options: TuneOptions) -> Any:
     env = build_vec_env(
         config,
         EnvOptions(
-            n_envs=1, seed=seed, monitor_prefix="eval", subproc=False, allowed_modules=options.allowed_modules
+            n_envs=1,
+            seed=seed,
+            monitor_prefix="eval",
+            vec_env="dummy",
+            allowed_modules=options.allowed_modules,
         ),
     )
     normalize = unwrap_vec_normalize(env)
