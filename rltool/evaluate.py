@@ -216,6 +216,9 @@ def load_trained(
     except BaseException:
         env.close()
         raise
+    env_seed = seed if seed is not None else config.seed
+    if env_seed is not None:
+        env.seed(env_seed)  # loading with env= reseeded it with the model's training seed
     return model, env
 
 

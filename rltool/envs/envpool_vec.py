@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
+from rltool.envs.registry import quiet_envpool
 from rltool.errors import EnvError
 
 if TYPE_CHECKING:
@@ -38,8 +39,8 @@ if TYPE_CHECKING:
 class EnvPoolVecEnv(VecEnv):
     """A batch of EnvPool envs with DummyVecEnv's auto-reset, infos and Monitor files.
 
-    The pool is created on the first :meth:`reset` after :meth:`seed` (EnvPool seeds envs only
-    when it creates them: env ``i`` gets ``seed + i``).
+    EnvPool seeds its envs only when it creates them (env ``i`` gets ``seed + i``), so the pool is
+    (re)created by the first :meth:`reset` after :meth:`seed`, as DummyVecEnv reseeds its envs then.
 
     :param env_id: an id EnvPool and gymnasium both have (see :func:`rltool.envs.registry.check_envpool_env`).
     :param num_envs: number of envs.
@@ -61,18 +62,20 @@ class EnvPoolVecEnv(VecEnv):
         monitor_prefix: str = "train",
         append_monitor: bool = False,
     ):
-        import envpool
         import gymnasium as gym
 
         self.env_id = env_id
         self.num_threads = max(1, min(num_threads, num_envs))
-        registered = gym.spec(env_id)
-        self.max_episode_steps = registered.max_episode_steps
-        self._spec = envpool.make_spec(env_id)
+        # gymnasium's spaces, not EnvPool's (equal but for how bounds write "unbounded"): the model
+        # must match the gymnasium env it is evaluated and loaded on
+        reference = gym.make(env_id)
+        self.max_episode_steps = reference.spec.max_episode_steps if reference.spec else None
+        observation_space, action_space = reference.observation_space, reference.action_space
+        reference.close()
         self._pool: Any = None
         self._pool_seed: int | None = None
         self._actions: np.ndarray | None = None
-        super().__init__(num_envs, self._spec.gymnasium_observation_space, self._spec.gymnasium_action_space)
+        super().__init__(num_envs, observation_space, action_space)
         self.seed(seed)
         self._episode_returns = np.zeros(num_envs, dtype=np.float64)
         self._episode_lengths = np.zeros(num_envs, dtype=np.int64)
@@ -98,22 +101,25 @@ class EnvPoolVecEnv(VecEnv):
         kwargs: dict[str, Any] = {}
         if self.max_episode_steps is not None:
             kwargs["max_episode_steps"] = self.max_episode_steps  # gymnasium's TimeLimit, exactly
-        return envpool.make(
-            self.env_id,
-            env_type="gymnasium",
-            num_envs=self.num_envs,
-            seed=seed,
-            num_threads=self.num_threads,
-            **kwargs,
-        )
+        with quiet_envpool():
+            pool = envpool.make(
+                self.env_id,
+                env_type="gymnasium",
+                num_envs=self.num_envs,
+                seed=seed,
+                num_threads=self.num_threads,
+                **kwargs,
+            )
+            _ = pool.observation_space, pool.action_space  # built on first read, with the warnings
+        return pool
 
     def reset(self) -> np.ndarray:
-        """Reset every env (recreating the pool when a new seed was set) and start new episodes.
+        """Reset every env (recreating the pool when :meth:`seed` was called) and start new episodes.
 
         :return: the first observations.
         """
-        base = self._seeds[0]
-        if self._pool is None or (base is not None and base != self._pool_seed):
+        base = self._seeds[0]  # set by seed(): like gymnasium's reset(seed=...), it restarts the RNGs
+        if self._pool is None or base is not None:
             if self._pool is not None:
                 self._pool.close()
             self._pool_seed = base if base is not None else int(np.random.randint(0, 2**31 - 1))

@@ -5,9 +5,12 @@ Imports gymnasium but never torch, so config errors stay fast.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
-from typing import TYPE_CHECKING
+import warnings
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from rltool.errors import EnvError
 
@@ -116,18 +119,34 @@ def check_envpool_env(env_id: str, *, where: str = "env") -> None:
     _check_same_spaces(env_id, where)
 
 
+@contextlib.contextmanager
+def quiet_envpool() -> Iterator[None]:
+    """Silence gymnasium's warnings about the float64 bounds of EnvPool's spaces (harmless, and noisy)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*precision lowered by casting to float32")
+        yield
+
+
+def envpool_spec(env_id: str) -> Any:
+    """:return: EnvPool's spec of ``env_id`` (its ``gymnasium_*_space`` attributes are the spaces)."""
+    import envpool
+
+    with quiet_envpool():
+        return envpool.make_spec(env_id)
+
+
 def _check_same_spaces(env_id: str, where: str) -> None:
     """Refuse an EnvPool env whose spaces differ from gymnasium's: evaluation runs on gymnasium."""
-    import envpool
     import gymnasium as gym
 
-    spec = envpool.make_spec(env_id)
+    spec = envpool_spec(env_id)
     reference = gym.make(env_id)
     try:
-        pairs = (
-            ("observation", spec.gymnasium_observation_space, reference.observation_space),
-            ("action", spec.gymnasium_action_space, reference.action_space),
-        )
+        with quiet_envpool():  # EnvPool builds its spaces when they are first read
+            pairs = (
+                ("observation", spec.gymnasium_observation_space, reference.observation_space),
+                ("action", spec.gymnasium_action_space, reference.action_space),
+            )
         for name, ours, theirs in pairs:
             if not _same_space(ours, theirs):
                 raise EnvError(
