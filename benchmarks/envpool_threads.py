@@ -43,9 +43,7 @@ def main() -> None:
     actions = np.random.default_rng(0).integers(0, 4, size=(args.steps, args.n_envs))
 
     def raw(threads: int) -> Callable[[np.ndarray], object]:
-        pool = envpool.make(
-            args.env, env_type="gymnasium", num_envs=args.n_envs, seed=0, num_threads=threads
-        )
+        pool = envpool.make(args.env, env_type="gymnasium", num_envs=args.n_envs, seed=0, num_threads=threads)
         pool.reset()
         return pool.step
 
