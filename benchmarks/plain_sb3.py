@@ -6,6 +6,7 @@ as the baseline; no rltool import.
 
 from __future__ import annotations
 
+import ast
 import sys
 import tempfile
 import time
@@ -17,6 +18,14 @@ from stable_baselines3.common.env_util import make_vec_env
 
 CLASSES = {"ppo": PPO, "a2c": A2C, "dqn": DQN, "sac": SAC}
 NOT_ALGO_KEYS = {"env", "algo", "seed", "n_timesteps", "n_envs", "policy"}
+
+
+def keyword_dict(text: str) -> dict:
+    """``"dict(net_arch=[256, 256])"`` -> ``{"net_arch": [256, 256]}`` (literal values only)."""
+    call = ast.parse(text, mode="eval").body
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "dict"):
+        raise ValueError(f"expected dict(...), got {text!r}")
+    return {keyword.arg: ast.literal_eval(keyword.value) for keyword in call.keywords}
 
 
 def linear(initial: float):
@@ -31,6 +40,8 @@ def main(config_path: str, n_timesteps: int, threads: int) -> None:
     for key, value in kwargs.items():
         if isinstance(value, str) and value.startswith("lin_"):
             kwargs[key] = linear(float(value[4:]))
+        elif isinstance(value, str) and value.startswith("dict("):
+            kwargs[key] = keyword_dict(value)
     env = make_vec_env(config["env"], n_envs=config.get("n_envs", 1), seed=config.get("seed"))
     with tempfile.TemporaryDirectory() as logs:
         model = CLASSES[config["algo"]](

@@ -89,7 +89,14 @@ _CLASS_KEYS = frozenset(["replay_buffer_class", "rollout_buffer_class"])
 _CLASS_VALUED = frozenset(["activation_fn", "optimizer_class", "features_extractor_class"])
 _NORMALIZE_KEYS = ("norm_obs", "norm_reward", "clip_obs", "clip_reward", "gamma", "epsilon", "norm_obs_keys")
 NOISE_TYPES = ("normal", "ornstein-uhlenbeck")
-VEC_ENV_KINDS = ("dummy", "subproc")
+VEC_ENV_KINDS = ("dummy", "subproc", "envpool")
+#: keys that ``vec_env: envpool`` cannot honour, and why
+ENVPOOL_REFUSED_KEYS = {
+    "env_kwargs": "EnvPool builds its envs in C++ and cannot pass them gymnasium's env_kwargs",
+    "env_wrapper": "gymnasium wrappers cannot wrap EnvPool's C++ envs (vec_env_wrapper can wrap the vector)",
+    "monitor_kwargs": "EnvPool's episode statistics take no Monitor options",
+    "env_packages": "EnvPool cannot build envs from Python packages",
+}
 
 
 @dataclass(frozen=True)
@@ -445,6 +452,12 @@ def _build(
     vec_env = values.get("vec_env", "dummy")
     if vec_env not in VEC_ENV_KINDS:
         raise checker.fail("vec_env", f"expected one of {', '.join(VEC_ENV_KINDS)}, got {vec_env!r}")
+    if vec_env == "envpool":
+        for key, reason in ENVPOOL_REFUSED_KEYS.items():
+            if values.get(key):
+                raise checker.fail(
+                    key, f"not possible with vec_env: envpool ({reason}); remove it or use vec_env: dummy"
+                )
 
     return ExperimentConfig(
         env=env,
@@ -467,6 +480,19 @@ def _build(
         algo_kwargs=algo_kwargs,
         source=source,
     )
+
+
+def refuse_for_envpool(config: ExperimentConfig) -> None:
+    """Raise :class:`ConfigError` naming the first key of ``config`` that EnvPool cannot honour.
+
+    :param config: a config about to be built with EnvPool (e.g. resumed with ``--vec-env envpool``).
+    """
+    for key, reason in ENVPOOL_REFUSED_KEYS.items():
+        if getattr(config, key):
+            raise ConfigError(
+                f"{config.source}: {key}: not possible with vec_env: envpool ({reason}); "
+                "remove it or use vec_env: dummy"
+            )
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -499,6 +525,7 @@ def load_config(
     n_timesteps: int | None = None,
     seed: int | None = None,
     n_envs: int | None = None,
+    vec_env: str | None = None,
     check_env: bool = True,
 ) -> ExperimentConfig:
     """Read and validate a config file (single-experiment or rl-baselines3-zoo format).
@@ -510,6 +537,7 @@ def load_config(
     :param n_timesteps: overrides the file's budget.
     :param seed: overrides the file's seed.
     :param n_envs: overrides the number of parallel envs.
+    :param vec_env: overrides the kind of vectorized env (``--vec-env``).
     :param check_env: also check that the env id exists (imports gymnasium, not torch).
     :return: the validated config.
     """
@@ -529,11 +557,18 @@ def load_config(
     if n_envs is not None:
         hyperparams["n_envs"] = n_envs
         checker.override_keys["n_envs"] = "--n-envs"
+    if vec_env is not None:
+        hyperparams["vec_env"] = vec_env
+        checker.override_keys["vec_env"] = "--vec-env"
     config = _build(hyperparams, env_id, algo_name, checker, str(path))
     if check_env:
         from rltool.envs.registry import check_env_id
 
         check_env_id(config.env, config.env_packages, where=f"{path}: env")
+        if config.vec_env == "envpool":
+            from rltool.envs.registry import check_envpool_env
+
+            check_envpool_env(config.env, where=f"{path}: env")
     return config
 
 

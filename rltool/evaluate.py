@@ -176,7 +176,7 @@ def load_trained(
             render_mode=render_mode,
             normalize="frozen",
             vecnormalize_path=target.vecnormalize_path,
-            subproc=False,
+            vec_env="dummy",  # gymnasium: the reference dynamics, whatever trained the model
             allowed_modules=allowed_modules,
             trust_pickles=trust_pickles,
         ),
@@ -199,6 +199,9 @@ def load_trained(
     except BaseException:
         env.close()
         raise
+    env_seed = seed if seed is not None else config.seed
+    if env_seed is not None:
+        env.seed(env_seed)  # loading with env= reseeded it with the model's training seed
     return model, env
 
 

@@ -34,7 +34,7 @@ class TrainOptions:
     :param progress: show a progress bar.
     :param tensorboard: write TensorBoard events.
     :param threads: torch threads (None: 1 on CPU, see :func:`default_threads`).
-    :param subproc: SubprocVecEnv instead of DummyVecEnv (None: the config's choice).
+    :param vec_env: "dummy", "subproc" or "envpool" for the training envs (None: the config's choice).
     :param allowed_modules: module prefixes allowed for wrappers and callbacks.
     :param trust_pickles: load pickled files without the restricted unpickler (resume).
     :param verbose: SB3 verbosity.
@@ -49,7 +49,7 @@ class TrainOptions:
     progress: bool = True
     tensorboard: bool = True
     threads: int | None = None
-    subproc: bool | None = None
+    vec_env: str | None = None
     allowed_modules: tuple[str, ...] = ()
     trust_pickles: bool = False
     verbose: int = 0
@@ -103,7 +103,8 @@ def build_env(config: ExperimentConfig, run_dir: Path | None, options: TrainOpti
         config,
         EnvOptions(
             monitor_dir=run_dir / "monitor" if run_dir else None,
-            subproc=options.subproc,
+            vec_env=options.vec_env,
+            threads=options.threads,
             allowed_modules=options.allowed_modules,
             trust_pickles=options.trust_pickles,
             **env_options,
@@ -141,7 +142,7 @@ def build_eval_env(
             monitor_dir=run_dir / "monitor" if run_dir else None,
             monitor_prefix=monitor_prefix,
             normalize="frozen",
-            subproc=False,
+            vec_env="dummy",  # gymnasium: the reference dynamics, also for runs trained on EnvPool
             allowed_modules=options.allowed_modules,
             trust_pickles=options.trust_pickles,
         ),
@@ -274,6 +275,7 @@ def run_learning(
             "num_timesteps": int(model.num_timesteps),
             "n_envs": config.n_envs,
             "threads": threads,
+            "vec_env": options.vec_env or config.vec_env,
             "wall_time_s": round(wall_time + previous.get("wall_time_s", 0.0), 3),
             "steps_per_s": round(steps_done / wall_time, 2) if wall_time > 0 else None,
             "status": status,

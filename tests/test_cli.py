@@ -114,7 +114,7 @@ def test_eval_of_a_bare_zip_needs_env_and_algo(tmp_path, monkeypatch):
     [
         (["train", "missing.yaml"], "missing.yaml: no such file"),
         (["train", "{bad}", "-p", "n_step=3"], "did you mean 'n_steps'"),
-        (["train", "{bad}", "--vec-env", "threads"], "--vec-env: expected dummy or subproc"),
+        (["train", "{bad}", "--vec-env", "threads"], "--vec-env: expected dummy, subproc or envpool"),
         (["eval", "nowhere"], "nowhere: no such file or folder"),
         (["eval", "{bad}"], "no trained run under"),
         (["record-video", "{bad}", "--length", "0"], "--length: must be >= 1"),

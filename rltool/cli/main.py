@@ -61,7 +61,8 @@ def train(
         int | None, typer.Option("--threads", help="Torch threads (default 1 on CPU).")
     ] = None,
     vec_env: Annotated[
-        str | None, typer.Option("--vec-env", help="dummy or subproc (default: the config's).")
+        str | None,
+        typer.Option("--vec-env", help="dummy, subproc or envpool (default: the config's)."),
     ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar.")] = True,
     tensorboard: Annotated[
@@ -92,8 +93,8 @@ def train(
             raise RltoolError(
                 "--resume continues a run with its own config; only --n-timesteps may change it"
             )
-        if vec_env not in (None, "dummy", "subproc"):
-            raise RltoolError(f"--vec-env: expected dummy or subproc, got '{vec_env}'")
+        if vec_env not in (None, "dummy", "subproc", "envpool"):
+            raise RltoolError(f"--vec-env: expected dummy, subproc or envpool, got '{vec_env}'")
         for name, value in (("--eval-freq", eval_freq), ("--save-freq", save_freq)):
             if value < 0:
                 raise RltoolError(f"{name}: must be >= 0, got {value}")
@@ -110,6 +111,7 @@ def train(
                 n_timesteps=n_timesteps,
                 seed=seed,
                 n_envs=n_envs,
+                vec_env=vec_env,
             )
         from rltool.train import TrainOptions
         from rltool.train import train as run_training
@@ -122,7 +124,7 @@ def train(
             progress=progress,
             tensorboard=tensorboard,
             threads=threads,
-            subproc=None if vec_env is None else vec_env == "subproc",
+            vec_env=vec_env,
             allowed_modules=tuple(allow_module or ()),
             trust_pickles=trust_pickles,
             verbose=verbose,

@@ -3,6 +3,10 @@
 Order of wrappers (as in rl-baselines3-zoo, so zoo configs behave the same):
 ``gym.make`` -> Monitor -> ``env_wrapper``s (per env) -> DummyVecEnv/SubprocVecEnv ->
 ``vec_env_wrapper``s -> VecNormalize -> VecFrameStack -> VecTransposeImage (images).
+
+With ``vec_env: envpool`` the first three steps are one :class:`~rltool.envs.envpool_vec.EnvPoolVecEnv`
+(EnvPool's C++ envs, with Monitor's files and statistics); the rest is the same. Only training
+envs use it: evaluation and video callers ask for ``vec_env="dummy"``, the gymnasium reference.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ if TYPE_CHECKING:
     from stable_baselines3.common.vec_env import VecEnv
 
 NormalizeMode = Literal["train", "frozen"]
+VecEnvKind = Literal["dummy", "subproc", "envpool"]
 
 
 #: evaluation envs draw seeds from their own range, so they never replay a training episode
@@ -45,7 +50,9 @@ class EnvOptions:
     :param normalize: "train" creates or continues VecNormalize statistics; "frozen" loads them for
         evaluation (no updates, raw rewards).
     :param vecnormalize_path: statistics to load (required for "frozen" when the config normalizes).
-    :param subproc: SubprocVecEnv instead of DummyVecEnv (default: the config's ``vec_env``).
+    :param vec_env: "dummy", "subproc" or "envpool" (default: the config's ``vec_env``); evaluation
+        envs pass "dummy" so they always run gymnasium's dynamics.
+    :param threads: EnvPool's worker threads (default 1; ignored by the other kinds).
     :param allowed_modules: module prefixes the user allowed for wrappers (``--allow-module``).
     :param trust_pickles: load VecNormalize statistics with plain pickle.
     :param append_monitor: append to existing Monitor CSVs (resume).
@@ -58,7 +65,8 @@ class EnvOptions:
     render_mode: str | None = None
     normalize: NormalizeMode = "train"
     vecnormalize_path: Path | None = None
-    subproc: bool | None = None
+    vec_env: VecEnvKind | None = None
+    threads: int | None = None
     allowed_modules: tuple[str, ...] = ()
     trust_pickles: bool = False
     append_monitor: bool = False
@@ -126,12 +134,16 @@ def build_vec_env(config: ExperimentConfig, options: EnvOptions | None = None) -
     if options.monitor_dir is not None:
         options.monitor_dir.mkdir(parents=True, exist_ok=True)
     n_envs = options.n_envs or config.n_envs
-    thunks = [make_env_thunk(config, rank, options) for rank in range(n_envs)]
-    subproc = options.subproc if options.subproc is not None else config.vec_env == "subproc"
-    venv: VecEnv = SubprocVecEnv(thunks) if subproc and n_envs > 1 else DummyVecEnv(thunks)
+    kind = options.vec_env or config.vec_env
     seed = options.seed if options.seed is not None else config.seed
-    if seed is not None:
-        venv.seed(seed)
+    venv: VecEnv
+    if kind == "envpool":
+        venv = _envpool_vec_env(config, options, n_envs, seed)
+    else:
+        thunks = [make_env_thunk(config, rank, options) for rank in range(n_envs)]
+        venv = SubprocVecEnv(thunks) if kind == "subproc" and n_envs > 1 else DummyVecEnv(thunks)
+        if seed is not None:
+            venv.seed(seed)
 
     for spec in config.vec_env_wrapper:
         wrapper = import_object(
@@ -145,6 +157,27 @@ def build_vec_env(config: ExperimentConfig, options: EnvOptions | None = None) -
     if is_image_space(space) and not is_image_space_channels_first(space):
         venv = VecTransposeImage(venv)
     return venv
+
+
+def _envpool_vec_env(config: ExperimentConfig, options: EnvOptions, n_envs: int, seed: int | None) -> VecEnv:
+    """EnvPool's envs for ``config``, after the checks that keep them equal to gymnasium's."""
+    from rltool.config import refuse_for_envpool
+    from rltool.envs.envpool_vec import EnvPoolVecEnv
+    from rltool.envs.registry import check_envpool_env
+
+    refuse_for_envpool(config)
+    if options.render_mode is not None:
+        raise EnvError(f"{config.source}: EnvPool envs do not render; videos use the gymnasium env")
+    check_envpool_env(config.env, where=f"{config.source}: env")
+    return EnvPoolVecEnv(
+        config.env,
+        n_envs,
+        seed=seed,
+        num_threads=options.threads or 1,
+        monitor_dir=options.monitor_dir,
+        monitor_prefix=options.monitor_prefix,
+        append_monitor=options.append_monitor,
+    )
 
 
 def _maybe_normalize(venv: VecEnv, config: ExperimentConfig, options: EnvOptions) -> VecEnv:

@@ -5,9 +5,17 @@ Imports gymnasium but never torch, so config errors stay fast.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import importlib
+import warnings
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from rltool.errors import EnvError, did_you_mean
+
+if TYPE_CHECKING:
+    import gymnasium as gym
 
 CUSTOM_NAMESPACE = "rltool-custom"
 
@@ -81,3 +89,81 @@ def check_env_id(env: str, env_packages: tuple[str, ...] = (), *, where: str = "
     :param where: file and key, for messages.
     """
     resolve_env_id(env, env_packages, where=where)
+
+
+def envpool_env_ids() -> list[str]:
+    """:return: the env ids the installed EnvPool can build (imports envpool)."""
+    import envpool
+
+    return list(envpool.list_all_envs())
+
+
+def check_envpool_env(env_id: str, *, where: str = "env") -> None:
+    """Raise :class:`EnvError` unless EnvPool can train ``env_id`` for evaluation on gymnasium.
+
+    :param env_id: the config's env (a gymnasium id).
+    :param where: file and key, for messages.
+    """
+    try:
+        known = envpool_env_ids()
+    except ImportError:
+        raise EnvError(
+            f"{where}: vec_env: envpool needs the envpool package (pip install 'rltool[fast]')"
+        ) from None
+    if env_id not in known:
+        close = difflib.get_close_matches(env_id, known, n=5, cutoff=0.6)
+        hint = f"; close ids it has: {', '.join(close)}" if close else ""
+        raise EnvError(f"{where}: EnvPool has no env '{env_id}'{hint} (or use vec_env: dummy)")
+    _check_same_spaces(env_id, where)
+
+
+@contextlib.contextmanager
+def quiet_envpool() -> Iterator[None]:
+    """Silence gymnasium's warnings about the float64 bounds of EnvPool's spaces (harmless, and noisy)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*precision lowered by casting to float32")
+        yield
+
+
+def envpool_spec(env_id: str) -> Any:
+    """:return: EnvPool's spec of ``env_id`` (its ``gymnasium_*_space`` attributes are the spaces)."""
+    import envpool
+
+    with quiet_envpool():
+        return envpool.make_spec(env_id)
+
+
+def _check_same_spaces(env_id: str, where: str) -> None:
+    """Refuse an EnvPool env whose spaces differ from gymnasium's: evaluation runs on gymnasium."""
+    import gymnasium as gym
+
+    spec = envpool_spec(env_id)
+    reference = gym.make(env_id)
+    try:
+        with quiet_envpool():  # EnvPool builds its spaces when they are first read
+            pairs = (
+                ("observation", spec.gymnasium_observation_space, reference.observation_space),
+                ("action", spec.gymnasium_action_space, reference.action_space),
+            )
+        for name, ours, theirs in pairs:
+            if not _same_space(ours, theirs):
+                raise EnvError(
+                    f"{where}: EnvPool's '{env_id}' has another {name} space than gymnasium's "
+                    f"({ours} vs {theirs}); a model trained on it cannot be evaluated on gymnasium, "
+                    "use vec_env: dummy"
+                )
+    finally:
+        reference.close()
+
+
+def _same_space(ours: gym.Space, theirs: gym.Space) -> bool:
+    from gymnasium import spaces
+
+    if type(ours) is not type(theirs):
+        return False
+    if isinstance(ours, spaces.Discrete):
+        return ours.n == theirs.n and ours.start == theirs.start
+    if isinstance(ours, spaces.Box):
+        # bounds may differ in how they write "unbounded" (inf or float32 max): compare shape and dtype
+        return ours.shape == theirs.shape and ours.dtype == theirs.dtype
+    return ours == theirs
