@@ -102,6 +102,19 @@ def _load_point(point: ResumePoint, config: ExperimentConfig, env: Any, options:
     from rltool.algos import algo_class
     from rltool.safe_load import load_model, load_replay_buffer
 
+    if config.backend == "sbx":
+        from rltool.sbx_io import load_sbx_model
+
+        model = load_sbx_model(
+            point.model_path, config, env, trust_pickles=options.trust_pickles, env_name=config.env
+        )
+        model.set_env(env)
+        if point.replay_buffer_path is not None:
+            load_replay_buffer(model, point.replay_buffer_path, trust_pickles=options.trust_pickles)
+            from stable_baselines3.common.utils import get_device
+
+            model.replay_buffer.device = get_device("cpu")  # SBX samples numpy batches on the CPU
+        return model
     model = load_model(
         point.model_path,
         algo_class(config.algo),
