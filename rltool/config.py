@@ -334,7 +334,9 @@ class _Checker:
         return tuple(specs)
 
 
-def _check_algo_kwarg(checker: _Checker, algo: str, key: str, value: Any, backend: str = DEFAULT_BACKEND) -> Any:
+def _check_algo_kwarg(
+    checker: _Checker, algo: str, key: str, value: Any, backend: str = DEFAULT_BACKEND
+) -> Any:
     spec = BACKENDS[backend][algo]
     if key not in spec.keywords:
         if backend != DEFAULT_BACKEND and key in ALGOS.get(algo, spec).keywords:
@@ -390,7 +392,9 @@ def _check_algo_kwarg(checker: _Checker, algo: str, key: str, value: Any, backen
     return value
 
 
-def _check_policy_kwargs(checker: _Checker, spec: AlgoSpec, backend: str, policy_kwargs: dict[str, Any]) -> None:
+def _check_policy_kwargs(
+    checker: _Checker, spec: AlgoSpec, backend: str, policy_kwargs: dict[str, Any]
+) -> None:
     """Refuse ``policy_kwargs`` entries the backend's policies do not take (the SBX ones are listed)."""
     if spec.policy_keywords is None:
         return
@@ -414,7 +418,8 @@ def _check_policy_kwargs(checker: _Checker, spec: AlgoSpec, backend: str, policy
     net_arch = policy_kwargs.get("net_arch")
     if isinstance(net_arch, list) and any(isinstance(item, dict) for item in net_arch):
         raise checker.fail(
-            "policy_kwargs", "net_arch: a list holding a dict is SB3 1.x's form; write dict(pi=[...], vf=[...])"
+            "policy_kwargs",
+            "net_arch: a list holding a dict is SB3 1.x's form; write dict(pi=[...], vf=[...])",
         )
 
 

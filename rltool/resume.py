@@ -24,6 +24,7 @@ from rltool.train import (
     TrainResult,
     build_env,
     free_monitor_prefix,
+    prepare_device,
     run_learning,
     set_threads,
 )
@@ -98,7 +99,9 @@ def _schedules_from_config(config: ExperimentConfig) -> dict[str, Any]:
     return objects
 
 
-def _load_point(point: ResumePoint, config: ExperimentConfig, env: Any, options: TrainOptions) -> Any:
+def _load_point(
+    point: ResumePoint, config: ExperimentConfig, env: Any, options: TrainOptions, device: str = "cpu"
+) -> Any:
     from rltool.algos import algo_class
     from rltool.safe_load import load_model, load_replay_buffer
 
@@ -124,6 +127,7 @@ def _load_point(point: ResumePoint, config: ExperimentConfig, env: Any, options:
         extra_custom_objects=_schedules_from_config(config),
         env_name=config.env,
         env=env,
+        device=device,
     )
     model.set_env(env)
     if point.replay_buffer_path is not None:
@@ -196,7 +200,8 @@ def resume(
     if config.normalize_kwargs is not None:
         points = [point for point in points if point.vecnormalize_path is not None] or points
 
-    threads = set_threads(options.threads)
+    threads = set_threads(options.threads, config.backend)
+    device = prepare_device(options.device or config.algo_kwargs.get("device"), config.backend)
     # new Monitor files for this segment: the old ones are logs and stay as they are
     prefix = free_monitor_prefix(run_dir / "monitor", "train")
     model = env = None
@@ -207,7 +212,7 @@ def resume(
                 config, run_dir, options, vecnormalize_path=point.vecnormalize_path, monitor_prefix=prefix
             )
             try:
-                model = _load_point(point, config, env, options)
+                model = _load_point(point, config, env, options, device)
                 break
             except BaseException:
                 env.close()
@@ -259,6 +264,7 @@ def resume(
             options,
             report,
             threads=threads,
+            device=device,
             reset_num_timesteps=False,
             extra_callbacks=extra_callbacks,
         )

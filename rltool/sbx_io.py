@@ -97,9 +97,13 @@ def _restore_state(path: Path, blob: bytes, model: Any) -> None:
     try:
         raw = serialization.msgpack_restore(blob)
     except Exception as exc:
-        raise ModelLoadError(f"{path}: entry {STATE_ENTRY} is not readable msgpack ({first_line(exc)})") from None
+        raise ModelLoadError(
+            f"{path}: entry {STATE_ENTRY} is not readable msgpack ({first_line(exc)})"
+        ) from None
     if not isinstance(raw, dict) or raw.get("format") != _STATE_FORMAT:
-        raise ModelLoadError(f"{path}: entry {STATE_ENTRY} is not an rltool SBX state (format {_STATE_FORMAT})")
+        raise ModelLoadError(
+            f"{path}: entry {STATE_ENTRY} is not an rltool SBX state (format {_STATE_FORMAT})"
+        )
     try:
         restored = serialization.from_state_dict(template, raw)
     except Exception as exc:  # missing or extra networks

@@ -52,7 +52,9 @@ def _sbx_spec(
     name: str, class_name: str, *extra: str, base: tuple[str, ...] = (), drop: tuple[str, ...] = (), **flags
 ) -> AlgoSpec:
     policy_keywords = frozenset(_SBX_POLICY_COMMON + flags.pop("policy_extra", ()))
-    return _spec(name, "sbx", class_name, *extra, base=base, drop=drop, policy_keywords=policy_keywords, **flags)
+    return _spec(
+        name, "sbx", class_name, *extra, base=base, drop=drop, policy_keywords=policy_keywords, **flags
+    )
 
 
 ALGOS: dict[str, AlgoSpec] = {
