@@ -22,7 +22,9 @@ other pickled entry of the zip is ever decoded. A zip written by plain SBX has n
 from __future__ import annotations
 
 import io
+import json
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
 STATE_ENTRY = "sbx_state.msgpack"
 _STATE_FORMAT = 1
 _JAX_PACKAGES = ("jax", "jaxlib", "flax", "optax", "sbx")
+# The only pickled entries an rltool SBX zip holds: decoded by the restricted unpickler, to check them.
+_KEPT_PICKLED = ("observation_space", "action_space")
 # Train states held by SBX policies, and by SBX models themselves.
 _POLICY_STATES = ("actor_state", "qf_state", "vf_state", "key", "noise_key")
 _MODEL_STATES = ("ent_coef_state", "key")
@@ -47,8 +51,15 @@ def is_sbx_model(model: Any) -> bool:
     return type(model).__module__.split(".")[0] == "sbx"
 
 
-def _is_jax_object(value: Any) -> bool:
-    return type(value).__module__.split(".")[0] in _JAX_PACKAGES
+def _is_plain_json(value: Any) -> bool:
+    """:return: whether SB3 would store ``value`` as JSON (not as a cloudpickle payload)."""
+    if type(value).__module__.split(".")[0] in _JAX_PACKAGES:
+        return False
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True
 
 
 def _state_tree(model: Any) -> dict[str, Any]:
@@ -66,7 +77,11 @@ def save_sbx_model(model: Any, path: Path) -> None:
     """
     from flax import serialization
 
-    excluded = [name for name, value in vars(model).items() if _is_jax_object(value)]
+    # Keep plain JSON values (counters, flags) and the spaces; leave out everything SB3 would pickle:
+    # the model is rebuilt from the config when loaded, so none of it is needed.
+    excluded = [
+        name for name, value in vars(model).items() if name not in _KEPT_PICKLED and not _is_plain_json(value)
+    ]
     model.save(path, exclude=excluded)
     with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(STATE_ENTRY, serialization.to_bytes(_state_tree(model)))
@@ -167,9 +182,23 @@ def load_sbx_model(
             return algo_class(config.algo, "sbx").load(io.BytesIO(blob), env=env)
         except Exception as exc:
             raise ModelLoadError(f"{path}: cannot load SBX {config.algo} model ({first_line(exc)})") from None
-    # Only the restricted unpickler looks at the pickled spaces; nothing else pickled is decoded.
+    # Only the restricted unpickler looks at the pickled spaces; nothing else pickled is decoded,
+    # and an entry rltool never writes there is refused rather than ignored.
+    unexpected = sorted(
+        key
+        for key, value in data.items()
+        if isinstance(value, dict) and ":serialized:" in value and key not in _KEPT_PICKLED
+    )
+    if unexpected and not trust_pickles:
+        raise UnsafeFileError(
+            f"{path}: entry '{unexpected[0]}' of the SBX model needs unpickling (rltool's SBX zips pickle "
+            "nothing but the spaces); refused. Re-run with --trust-pickles if you trust this file."
+        )
     _checked_spaces(path, data, env.observation_space, env.action_space, env_name)
-    model = build_model(config, env, tensorboard_log=tensorboard_log)
+    # Built without a seed: seeding would reseed ``env`` with the config's seed (SB3's constructor does),
+    # and the PRNG keys come from the file anyway.
+    model = build_model(replace(config, seed=None), env, tensorboard_log=tensorboard_log)
+    model.seed = config.seed
     _restore_state(path, state, model)
     for name in _COUNTERS:
         value = data.get(name)
