@@ -349,3 +349,26 @@ def test_planted_entry_in_an_rltool_sbx_zip_is_refused(ppo_run: Path, tmp_path: 
     assert "entry 'evil'" in line and "refused" in line, line
     assert not marker.exists()
     assert sorted(str(p) for p in run.rglob("*")) == before
+
+
+def test_nan_guard_sees_nan_in_jax_weights(ppo_run: Path, tmp_path: Path) -> None:
+    import jax
+
+    from rltool.callbacks import weights_finite, write_checkpoint
+    from rltool.config import load_config
+    from rltool.errors import TrainingDivergedError
+    from rltool.evaluate import ModelTarget, load_trained
+
+    config = load_config(ppo_run / "config.yaml")
+    model, env = load_trained(ModelTarget(ppo_run / "model.zip", config, ppo_run, None))
+    try:
+        assert weights_finite(model)
+        state = model.policy.actor_state
+        poisoned = jax.tree_util.tree_map(lambda leaf: leaf * np.nan, state.params)
+        model.policy.actor_state = state.replace(params=poisoned)
+        assert not weights_finite(model)
+        with pytest.raises(TrainingDivergedError, match="NaN"):
+            write_checkpoint(model, tmp_path)
+        assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
+    finally:
+        env.close()
