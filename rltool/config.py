@@ -570,6 +570,7 @@ def load_config(
     seed: int | None = None,
     n_envs: int | None = None,
     check_env: bool = True,
+    backend: str | None = None,
 ) -> ExperimentConfig:
     """Read and validate a config file (single-experiment or rl-baselines3-zoo format).
 
@@ -581,6 +582,7 @@ def load_config(
     :param seed: overrides the file's seed.
     :param n_envs: overrides the number of parallel envs.
     :param check_env: also check that the env id exists (imports gymnasium, not torch).
+    :param backend: overrides the file's ``backend`` ("sb3" or "sbx"; ``--backend``).
     :return: the validated config.
     """
     path = Path(path)
@@ -599,6 +601,9 @@ def load_config(
     if n_envs is not None:
         hyperparams["n_envs"] = n_envs
         checker.override_keys["n_envs"] = "--n-envs"
+    if backend is not None:
+        hyperparams["backend"] = backend
+        checker.override_keys["backend"] = "--backend"
     config = _build(hyperparams, env_id, algo_name, checker, str(path))
     if check_env:
         from rltool.envs.registry import check_env_id

@@ -149,8 +149,6 @@ def train(
             raise RltoolError(f"--threads: must be >= 1, got {threads}")
         if device not in (None, "auto", "cpu", "cuda"):
             raise RltoolError(f"--device: expected auto, cpu or cuda, got '{device}'")
-        if backend is not None:
-            params = [*(params or ()), f"backend={backend}"]
         if resume is None and seeds is None:
             experiment = load_config(
                 config,
@@ -160,6 +158,7 @@ def train(
                 n_timesteps=n_timesteps,
                 seed=seed,
                 n_envs=n_envs,
+                backend=backend,
             )
         from rltool.train import TrainOptions
         from rltool.train import train as run_training
@@ -182,7 +181,13 @@ def train(
             from rltool.multiseed import parse_seeds, train_seeds
 
             load_kwargs = dict(
-                env=env, algo=algo, overrides=params or (), n_timesteps=n_timesteps, n_envs=n_envs, seed=seed
+                env=env,
+                algo=algo,
+                overrides=params or (),
+                n_timesteps=n_timesteps,
+                n_envs=n_envs,
+                seed=seed,
+                backend=backend,
             )
             code = train_seeds(config, parse_seeds(seeds), jobs, load_kwargs, options, report=typer.echo)
             raise typer.Exit(code=code)

@@ -110,8 +110,9 @@ def tune(
         from rltool.tune.study import TuneOptions, parse_enqueue, search_space_names
         from rltool.tune.study import tune as run_tune
 
-        overrides = [*(params or ()), *([f"backend={backend}"] if backend is not None else [])]
-        experiment = load_config(config, env=env, algo=algo, overrides=overrides, seed=seed, n_envs=n_envs)
+        experiment = load_config(
+            config, env=env, algo=algo, overrides=params or (), seed=seed, n_envs=n_envs, backend=backend
+        )
         if params and experiment.algo in SAMPLERS:
             tuned = search_space_names(experiment)
             for key in sorted({text.partition("=")[0].strip() for text in params} & tuned):
