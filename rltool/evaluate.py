@@ -296,7 +296,7 @@ def evaluate(
     from rltool.callbacks import evaluate_episodes
     from rltool.train import set_threads
 
-    set_threads(None)
+    set_threads(None, target.config.backend)
     if seed is None and target.config.seed is not None:
         seed = target.config.seed + 10_000
     model, env = load_trained(target, seed=seed, trust_pickles=trust_pickles, allowed_modules=allowed_modules)
