@@ -32,6 +32,7 @@ backend: sbx
 seed: 1
 n_timesteps: 256
 n_envs: 2
+normalize: true
 n_steps: 64
 batch_size: 64
 n_epochs: 2
@@ -167,9 +168,10 @@ def test_loaded_parameters_equal_the_trained_ones(ppo_run: Path) -> None:
 
     config = load_config(ppo_run / "config.yaml")
     checkpoint = ppo_run / "model.zip"
-    model, env = load_trained(ModelTarget(checkpoint, config, ppo_run, None))
+    statistics = ppo_run / "vecnormalize.pkl"
+    model, env = load_trained(ModelTarget(checkpoint, config, ppo_run, statistics))
     try:
-        fresh, _ = load_trained(ModelTarget(checkpoint, config, ppo_run, None))
+        fresh, _ = load_trained(ModelTarget(checkpoint, config, ppo_run, statistics))
         leaves = jax.tree_util.tree_leaves(model.policy.actor_state.params)
         # a freshly built model of the same seed has other weights: the file's were restored
         from rltool.algos import build_model
@@ -360,7 +362,9 @@ def test_nan_guard_sees_nan_in_jax_weights(ppo_run: Path, tmp_path: Path) -> Non
     from rltool.evaluate import ModelTarget, load_trained
 
     config = load_config(ppo_run / "config.yaml")
-    model, env = load_trained(ModelTarget(ppo_run / "model.zip", config, ppo_run, None))
+    model, env = load_trained(
+        ModelTarget(ppo_run / "model.zip", config, ppo_run, ppo_run / "vecnormalize.pkl")
+    )
     try:
         assert weights_finite(model)
         state = model.policy.actor_state
