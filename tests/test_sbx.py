@@ -376,3 +376,17 @@ def test_nan_guard_sees_nan_in_jax_weights(ppo_run: Path, tmp_path: Path) -> Non
         assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
     finally:
         env.close()
+
+
+def test_backend_override_by_param_or_file(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("env: CartPole-v1\nalgo: dqn\nn_timesteps: 100\nmax_grad_norm: 10\n")
+    result = invoke("train", config, "-p", "backend=sbx", "-f", tmp_path / "models")
+    assert result.exit_code == 2 and "not supported by dqn on backend sbx" in error_line(result)
+    config.write_text("env: CartPole-v1\nalgo: dqn\nbackend: sbx\nn_timesteps: 100\nmax_grad_norm: 10\n")
+    result = invoke("train", config, "-f", tmp_path / "models")
+    assert (
+        result.exit_code == 2
+        and "c.yaml:5: max_grad_norm: not supported by dqn on backend sbx" in error_line(result)
+    )
+    assert not (tmp_path / "models").exists()
