@@ -17,7 +17,9 @@ from rltool.cli import analysis, smoke, tune
 from rltool.cli.options import (
     AlgoOpt,
     AllowModuleOpt,
+    BackendOpt,
     DeterministicOpt,
+    DeviceOpt,
     EnvOpt,
     LogFolderOpt,
     ParamOpt,
@@ -58,8 +60,11 @@ def train(
     ] = 5,
     save_freq: Annotated[int, typer.Option("--save-freq", help="Checkpoint every N steps (0: off).")] = 0,
     threads: Annotated[
-        int | None, typer.Option("--threads", help="Torch threads (default 1 on CPU).")
+        int | None,
+        typer.Option("--threads", help="Threads of torch, XLA (sbx) and EnvPool (default 1 on CPU)."),
     ] = None,
+    backend: BackendOpt = None,
+    device: DeviceOpt = None,
     vec_env: Annotated[
         str | None,
         typer.Option("--vec-env", help="dummy, subproc or envpool (default: the config's)."),
@@ -89,7 +94,9 @@ def train(
             raise RltoolError("give a config file (rltool train configs/cartpole.yaml) or --resume RUN_DIR")
         if resume is not None and seeds is not None:
             raise RltoolError("--resume and --seeds do not combine; resume each run folder on its own")
-        if resume is not None and (config is not None or params or env or algo or n_envs or seed is not None):
+        if resume is not None and (
+            config is not None or params or env or algo or n_envs or seed is not None or backend is not None
+        ):
             raise RltoolError(
                 "--resume continues a run with its own config; only --n-timesteps may change it"
             )
@@ -98,6 +105,10 @@ def train(
         for name, value in (("--eval-freq", eval_freq), ("--save-freq", save_freq)):
             if value < 0:
                 raise RltoolError(f"{name}: must be >= 0, got {value}")
+        if threads is not None and threads < 1:
+            raise RltoolError(f"--threads: must be >= 1, got {threads}")
+        if device not in (None, "auto", "cpu", "cuda"):
+            raise RltoolError(f"--device: expected auto, cpu or cuda, got '{device}'")
         if seeds is not None and seed is not None:
             raise RltoolError(
                 "--seed and --seeds cannot be combined; put every seed in --seeds (e.g. --seeds 0-4)"
@@ -112,6 +123,7 @@ def train(
                 seed=seed,
                 n_envs=n_envs,
                 vec_env=vec_env,
+                backend=backend,
             )
         from rltool.train import TrainOptions
         from rltool.train import train as run_training
@@ -128,6 +140,7 @@ def train(
             allowed_modules=tuple(allow_module or ()),
             trust_pickles=trust_pickles,
             verbose=verbose,
+            device=device,
         )
         if seeds is not None:
             from rltool.cli.seeds import train_seeds

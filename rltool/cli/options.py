@@ -50,6 +50,18 @@ AllowModuleOpt = Annotated[
     ),
 ]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed.")]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--backend", help="sb3 (torch) or sbx (JAX); same as -p backend=... (default: the config's)."
+    ),
+]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--device", help="auto, cpu or cuda (default: the config's device, else cpu; sbx: JAX's choice)."
+    ),
+]
 DeterministicOpt = Annotated[
     bool, typer.Option("--deterministic/--stochastic", help="Greedy or sampled actions.")
 ]

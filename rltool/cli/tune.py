@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from rltool.cli.options import AlgoOpt, AllowModuleOpt, EnvOpt, ParamOpt, user_errors
+from rltool.cli.options import AlgoOpt, AllowModuleOpt, BackendOpt, EnvOpt, ParamOpt, user_errors
 
 
 def tune(
@@ -76,6 +76,7 @@ def tune(
         Path, typer.Option("-f", "--log-folder", help="Results go to <log-folder>/tune/<study-name>/.")
     ] = Path("models"),
     allow_module: AllowModuleOpt = None,
+    backend: BackendOpt = None,
 ) -> None:
     """Search the config's hyperparameters with Optuna; writes best.yaml, trials.csv and plots."""
     import signal
@@ -87,7 +88,9 @@ def tune(
         from rltool.tune.search import search_space_names
         from rltool.tune.study import tune as run_tune
 
-        experiment = load_config(config, env=env, algo=algo, overrides=params or (), seed=seed, n_envs=n_envs)
+        experiment = load_config(
+            config, env=env, algo=algo, overrides=params or (), seed=seed, n_envs=n_envs, backend=backend
+        )
         if params and experiment.algo in SAMPLERS:
             tuned = search_space_names(experiment)
             for key in sorted({text.partition("=")[0].strip() for text in params} & tuned):
