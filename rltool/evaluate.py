@@ -176,7 +176,7 @@ def load_trained(
     :param allowed_modules: module prefixes allowed for wrappers.
     :return: the model and the env.
     """
-    from rltool.algos import algo_class, model_kwargs
+    from rltool.algos import algo_class, load_policy_kwargs
     from rltool.envs.builder import EnvOptions, build_vec_env
     from rltool.safe_load import load_model
 
@@ -199,7 +199,7 @@ def load_trained(
         ),
     )
     extra: dict[str, Any] = {}
-    policy_kwargs = model_kwargs(config).get("policy_kwargs")
+    policy_kwargs = load_policy_kwargs(config)
     if policy_kwargs is not None:
         extra["policy_kwargs"] = policy_kwargs
     try:

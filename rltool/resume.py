@@ -88,13 +88,13 @@ def resume_points(run_dir: Path) -> list[ResumePoint]:
 
 def _schedules_from_config(config: ExperimentConfig) -> dict[str, Any]:
     """Schedules rebuilt from the config: the safe loader never unpickles the saved ones."""
-    from rltool.algos import model_kwargs
+    from rltool.algos import load_policy_kwargs, model_kwargs
     from rltool.algos.registry import SCHEDULE_KEYS
 
     kwargs = model_kwargs(config)
     objects = {key: kwargs[key] for key in SCHEDULE_KEYS if key in kwargs}
     if "policy_kwargs" in kwargs:
-        objects["policy_kwargs"] = kwargs["policy_kwargs"]
+        objects["policy_kwargs"] = load_policy_kwargs(config)
     return objects
 
 

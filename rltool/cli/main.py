@@ -262,12 +262,14 @@ def record_video_command(
 
 # Commands of their own modules; each imports its heavy dependencies only when it runs.
 from rltool.cli import analysis as _analysis  # noqa: E402
+from rltool.cli import share as _share  # noqa: E402
 from rltool.cli import tune as _tune  # noqa: E402
 
 app.command("tune")(_tune.tune)
 app.command("plot")(_analysis.plot)
 app.command("report")(_analysis.report)
 app.command("smoke")(_analysis.smoke)
+app.command("export")(_share.export)
 
 
 def run() -> None:
