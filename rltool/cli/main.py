@@ -270,6 +270,8 @@ app.command("plot")(_analysis.plot)
 app.command("report")(_analysis.report)
 app.command("smoke")(_analysis.smoke)
 app.command("export")(_share.export)
+app.command("package")(_share.package)
+app.command("push")(_share.push)
 
 
 def run() -> None:

@@ -58,3 +58,110 @@ def export(
         typer.echo(f"onnx: {result.path}{normalized}")
         typer.echo("run it with onnxruntime:")
         typer.echo(result.usage())
+
+
+_RepoIdOpt = Annotated[str, typer.Option("--repo-id", help="Hub repository ORG/NAME.")]
+_EpisodesOpt = Annotated[
+    int,
+    typer.Option("--eval-episodes", help="Deterministic episodes of the fresh evaluation (results.json)."),
+]
+_VideoLengthOpt = Annotated[
+    int, typer.Option("--video-length", help="Env steps of replay.mp4 (0: no video).")
+]
+
+
+def _package_options(
+    repo_id: str | None,
+    eval_episodes: int,
+    video_length: int,
+    trust_pickles: bool,
+    allow_module: list[str] | None,
+):
+    from rltool.share.hub import PackageOptions, check_repo_id
+
+    if eval_episodes < 1:
+        raise RltoolError(f"--eval-episodes: must be >= 1, got {eval_episodes}")
+    if video_length < 0:
+        raise RltoolError(f"--video-length: must be >= 0, got {video_length}")
+    return PackageOptions(
+        repo_id=None if repo_id is None else check_repo_id(repo_id),
+        eval_episodes=eval_episodes,
+        video_length=video_length,
+        trust_pickles=trust_pickles,
+        allowed_modules=tuple(allow_module or ()),
+    )
+
+
+def package(
+    target: Annotated[Path, typer.Argument(help="Run folder, config (its latest run) or model .zip.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write (absent or empty).")],
+    repo_id: Annotated[
+        str | None, typer.Option("--repo-id", help="Hub repository ORG/NAME named in the model card.")
+    ] = None,
+    eval_episodes: _EpisodesOpt = 10,
+    video_length: _VideoLengthOpt = 1000,
+    env: _EnvOpt = None,
+    algo: _AlgoOpt = None,
+    best: _BestOpt = False,
+    log_folder: _LogFolderOpt = Path("models"),
+    allow_module: _AllowModuleOpt = None,
+    trust_pickles: _TrustOpt = False,
+) -> None:
+    """Write a run as a Hugging Face Hub folder (zoo / huggingface_sb3 layout) without uploading."""
+    from rltool.cli.main import user_errors
+
+    with user_errors():
+        from rltool.evaluate import resolve_target
+        from rltool.share.hub import package_run
+
+        options = _package_options(repo_id, eval_episodes, video_length, trust_pickles, allow_module)
+        model_target = resolve_target(target, env=env, algo=algo, log_folder=log_folder, best=best)
+        folder = package_run(model_target, output, options, report=typer.echo)
+        typer.echo(f"packaged: {folder} ({', '.join(sorted(p.name for p in folder.iterdir()))})")
+
+
+def push(
+    target: Annotated[Path, typer.Argument(help="Run folder, config (its latest run) or model .zip.")],
+    repo_id: _RepoIdOpt,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Write the folder (to -o, default hub/NAME) and upload nothing.")
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Keep the packaged folder here (absent or empty).")
+    ] = None,
+    private: Annotated[bool, typer.Option("--private", help="Create the repository private.")] = False,
+    eval_episodes: _EpisodesOpt = 10,
+    video_length: _VideoLengthOpt = 1000,
+    env: _EnvOpt = None,
+    algo: _AlgoOpt = None,
+    best: _BestOpt = False,
+    log_folder: _LogFolderOpt = Path("models"),
+    allow_module: _AllowModuleOpt = None,
+    trust_pickles: _TrustOpt = False,
+) -> None:
+    """Package a run and upload it to the Hugging Face Hub (token from huggingface_hub's usual places)."""
+    import shutil
+    import tempfile
+
+    from rltool.cli.main import user_errors
+
+    with user_errors():
+        from rltool.evaluate import resolve_target
+        from rltool.share.hub import package_run, push_folder
+
+        options = _package_options(repo_id, eval_episodes, video_length, trust_pickles, allow_module)
+        model_target = resolve_target(target, env=env, algo=algo, log_folder=log_folder, best=best)
+        if dry_run:
+            folder = output or Path("hub") / repo_id.split("/", 1)[1]
+            package_run(model_target, folder, options, report=typer.echo)
+            typer.echo(f"dry run: would upload {folder} to {repo_id}; nothing uploaded")
+            return
+        scratch = None if output is not None else Path(tempfile.mkdtemp(prefix="rltool-push-"))
+        folder = output or scratch / repo_id.split("/", 1)[1]
+        try:
+            package_run(model_target, folder, options, report=typer.echo)
+            url = push_folder(folder, repo_id, private=private)
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+        typer.echo(f"pushed: {url}")
