@@ -239,6 +239,7 @@ def resume(
     try:
         # the loaded model still holds the folder it was trained with, possibly relative to another cwd
         model.tensorboard_log = str(run_dir / "tb") if options.tensorboard else None
+        model.verbose = options.verbose  # a foreign zip (e.g. the zoo's) may carry its own
         return run_learning(
             model,
             config,

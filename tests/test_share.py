@@ -209,3 +209,212 @@ def test_push_to_a_hub_that_is_down_is_one_line(cartpole_run: Path, tmp_path: Pa
     assert result.stderr.startswith("rltool: error: me/x: cannot reach the Hub")
     assert len(result.stderr.strip().splitlines()) == 1
     assert TOKEN not in result.stderr
+
+
+# ---------------------------------------------------------------------------
+# pull: zoo layout, huggingface_sb3 layout, local zoo runs, hostile repos
+
+
+@pytest.fixture(scope="module")
+def zoo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real rl-baselines3-zoo run (normalized PPO on Pendulum), written by rl_zoo3.train itself."""
+    pytest.importorskip("rl_zoo3")
+    folder = tmp_path_factory.mktemp("zoo")
+    result = subprocess.run(
+        [sys.executable, "-m", "rl_zoo3.train", "--algo", "ppo", "--env", "Pendulum-v1", "-n", "256", "-f", "logs",
+         "--eval-freq", "-1", "--seed", "0", "-params", "n_steps:64", "n_envs:2", "normalize:True"],
+        cwd=folder, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = folder / "logs" / "ppo" / "Pendulum-v1_1"
+    assert (run / "Pendulum-v1" / "vecnormalize.pkl").exists()
+    return run
+
+
+def make_repo(server: HubServer, repo_id: str, files: dict[str, bytes | Path]) -> None:
+    """Put ``files`` (name -> bytes or a file to copy) in the server's repo folder."""
+    folder = server.root / repo_id
+    folder.mkdir(parents=True)
+    for name, content in files.items():
+        (folder / name).write_bytes(content.read_bytes() if isinstance(content, Path) else content)
+
+
+@pytest.mark.slow
+def test_local_zoo_run_evaluates_with_its_normalization(zoo_run: Path) -> None:
+    from rltool.evaluate import resolve_target
+
+    for given in (zoo_run, zoo_run / "Pendulum-v1.zip"):
+        target = resolve_target(given)
+        assert target.vecnormalize_path == zoo_run / "Pendulum-v1" / "vecnormalize.pkl"
+        assert target.config.normalize and target.config.algo == "ppo" and target.config.env == "Pendulum-v1"
+        assert target.config.algo_kwargs["use_sde"] is True  # the zoo's hyperparameters came along
+    result = runner.invoke(app, ["eval", str(zoo_run), "--episodes", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["episode_lengths"] == [200]
+
+
+@pytest.mark.slow
+def test_pull_zoo_layout_then_eval_video_resume_and_offline(
+    zoo_run: Path, hub: HubServer, tmp_path: Path
+) -> None:
+    meta = zoo_run / "Pendulum-v1"
+    make_repo(
+        hub,
+        "me/ppo-Pendulum-v1",
+        {
+            "ppo-Pendulum-v1.zip": zoo_run / "Pendulum-v1.zip",
+            "config.yml": meta / "config.yml",
+            "args.yml": meta / "args.yml",
+            "env_kwargs.yml": b"{}\n",
+            "vec_normalize.pkl": meta / "vecnormalize.pkl",
+        },
+    )
+    env = hub_env(hub, tmp_path)
+    result = rltool("eval", "hf://me/ppo-Pendulum-v1", "--episodes", "1", "--json", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["env"] == "Pendulum-v1"
+    run_dir = tmp_path / "models" / "hub" / "me" / "ppo-Pendulum-v1"
+    assert (run_dir / "vecnormalize.pkl").read_bytes() == (meta / "vecnormalize.pkl").read_bytes()
+    assert any(path.endswith("/resolve/" + "0" + "123456789abcdef0123456789abcdef01234567/ppo-Pendulum-v1.zip")
+               for _, path, _ in hub.requests)  # fmt: skip
+
+    video = tmp_path / "replay.mp4"
+    result = rltool("record-video", str(run_dir), "--length", "10", "-o", str(video), env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert video.stat().st_size > 0
+
+    result = rltool(
+        "train", "--resume", str(run_dir), "-n", "512", "--eval-freq", "0", "--no-progress", env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads((run_dir / "train.json").read_text())["num_timesteps"] >= 512
+
+    # offline: a second log folder is filled from huggingface_hub's cache, with the server gone
+    hub.stop()
+    offline = {**env, "HF_HUB_OFFLINE": "1"}
+    result = rltool("pull", "me/ppo-Pendulum-v1", "-f", "cached", env=offline, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "cached" / "hub" / "me" / "ppo-Pendulum-v1" / "model.zip").exists()
+    result = rltool("pull", "me/never-downloaded", "-f", "cached", env=offline, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("rltool: error: me/never-downloaded: not in the local cache")
+
+
+def test_pull_huggingface_sb3_layout_reads_env_from_the_card(
+    cartpole_run: Path, hub: HubServer, tmp_path: Path
+) -> None:
+    from huggingface_hub import ModelCard, ModelCardData
+    from huggingface_hub.repocard import metadata_eval_result
+
+    from rltool.safe_load import read_model_metadata
+
+    evaluation = metadata_eval_result(
+        model_pretty_name="PPO", task_pretty_name="reinforcement-learning", task_id="reinforcement-learning",
+        metrics_pretty_name="mean_reward", metrics_id="mean_reward", metrics_value="20.00 +/- 1.00",
+        dataset_pretty_name="CartPole-v1", dataset_id="CartPole-v1",
+    )  # fmt: skip
+    card = ModelCard(
+        f"---\n{ModelCardData(library_name='stable-baselines3', **evaluation).to_yaml()}\n---\n# agent\n"
+    )
+    data = read_model_metadata(cartpole_run / "model.zip")["data"]
+    make_repo(
+        hub,
+        "me/cartpole-agent",
+        {
+            "agent.zip": cartpole_run / "model.zip",  # huggingface_sb3 lets the user name the zip
+            "config.json": json.dumps(data).encode(),
+            "results.json": b'{"mean_reward": 20.0, "std_reward": 1.0}',
+            "README.md": str(card).encode(),
+        },
+    )
+    result = rltool(
+        "eval",
+        "hf://me/cartpole-agent",
+        "--episodes",
+        "2",
+        "--json",
+        env=hub_env(hub, tmp_path),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    evaluated = json.loads(result.stdout.splitlines()[-1])
+    assert (evaluated["algo"], evaluated["env"], evaluated["n_episodes"]) == ("ppo", "CartPole-v1", 2)
+
+
+def test_pull_without_env_info_asks_for_env(cartpole_run: Path, hub: HubServer, tmp_path: Path) -> None:
+    make_repo(hub, "me/mystery", {"agent.zip": cartpole_run / "model.zip"})
+    env = hub_env(hub, tmp_path)
+    result = rltool("pull", "me/mystery", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("rltool: error: me/mystery: does not say which env")
+    assert "--env" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "models" / "hub" / "me" / "mystery").exists()
+    result = rltool(
+        "eval",
+        "hf://me/mystery",
+        "--env",
+        "CartPole-v1",
+        "--algo",
+        "ppo",
+        "--episodes",
+        "1",
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def _payload(marker: Path) -> str:
+    """:return: base64 of a pickle that creates ``marker`` when unpickled (what a hostile zip carries)."""
+    import base64
+    import pickle
+
+    class Hostile:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    return base64.b64encode(pickle.dumps(Hostile())).decode()
+
+
+def _hostile_zip(model: Path, output: Path, marker: Path) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(model) as source, zipfile.ZipFile(output, "w") as target:
+        for item in source.infolist():
+            content = source.read(item.filename)
+            if item.filename == "data":
+                data = json.loads(content)
+                for key in ("policy_class", "learning_rate"):
+                    data[key] = {":type:": "<class 'function'>", ":serialized:": _payload(marker)}
+                data["hostile"] = {":type:": "<class 'object'>", ":serialized:": _payload(marker)}
+                content = json.dumps(data).encode()
+            target.writestr(item, content)
+
+
+def test_a_repo_carrying_pickled_code_runs_none_of_it(
+    cartpole_run: Path, hub: HubServer, tmp_path: Path
+) -> None:
+    marker = tmp_path / "PWNED"
+    hostile = tmp_path / "hostile.zip"
+    _hostile_zip(cartpole_run / "model.zip", hostile, marker)
+    hostile_yaml = f"!!python/object/apply:os.system ['touch {marker}']\n".encode()
+    make_repo(hub, "me/ppo-CartPole-v1", {"ppo-CartPole-v1.zip": hostile})
+    make_repo(
+        hub, "me/yaml-trap", {"ppo-CartPole-v1.zip": cartpole_run / "model.zip", "config.yml": hostile_yaml}
+    )
+    env = hub_env(hub, tmp_path)
+    for repo in ("me/ppo-CartPole-v1", "me/yaml-trap"):
+        result = rltool("eval", f"hf://{repo}", "--episodes", "1", env=env, cwd=tmp_path)
+        assert result.returncode in (0, 2), result.stderr
+        if result.returncode == 2:  # refused: one line, no traceback
+            assert result.stderr.startswith("rltool: error:") and len(result.stderr.strip().splitlines()) == 1
+        assert not marker.exists(), f"{repo}: unpickling ran the payload"
+    # the payload is live: a loader that unpickles (what --trust-pickles allows) runs it
+    rltool(
+        "eval",
+        str(tmp_path / "models" / "hub" / "me" / "ppo-CartPole-v1"),
+        "--episodes",
+        "1",
+        "--trust-pickles",
+    )
+    assert marker.exists()

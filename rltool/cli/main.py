@@ -176,7 +176,9 @@ def train(
 
 @app.command("eval")
 def evaluate_command(
-    target: Annotated[Path, typer.Argument(help="Config (its latest run), run folder, or model .zip.")],
+    target: Annotated[
+        Path, typer.Argument(help="Config (its latest run), run folder, model .zip, or hf://ORG/NAME.")
+    ],
     env: EnvOpt = None,
     algo: AlgoOpt = None,
     episodes: Annotated[int, typer.Option("--episodes", help="Episodes to run.")] = 10,
@@ -272,6 +274,7 @@ app.command("smoke")(_analysis.smoke)
 app.command("export")(_share.export)
 app.command("package")(_share.package)
 app.command("push")(_share.push)
+app.command("pull")(_share.pull)
 
 
 def run() -> None:

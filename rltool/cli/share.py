@@ -165,3 +165,41 @@ def push(
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
         typer.echo(f"pushed: {url}")
+
+
+def pull(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="Hub repository ORG/NAME (or hf://ORG/NAME), or a local rl-baselines3-zoo run folder."
+        ),
+    ],
+    env: Annotated[
+        str | None, typer.Option("--env", help="Env id, when the repository does not say.")
+    ] = None,
+    algo: Annotated[
+        str | None, typer.Option("--algo", help="Algorithm, when the repository does not say.")
+    ] = None,
+    revision: Annotated[str | None, typer.Option("--revision", help="Branch, tag or commit.")] = None,
+    log_folder: _LogFolderOpt = Path("models"),
+) -> None:
+    """Download a Hub agent (zoo or huggingface_sb3 layout) into models/hub/ORG/NAME, or import a zoo run."""
+    from rltool.cli.main import user_errors
+
+    with user_errors():
+        from rltool.share.pull import HF_PREFIX, import_zoo_run, is_zoo_run
+        from rltool.share.pull import pull as pull_repo
+
+        local = Path(source)
+        if not source.startswith("hf:") and local.exists():
+            if not is_zoo_run(local):
+                raise RltoolError(
+                    f"{source}: not an rl-baselines3-zoo run folder (expected <env>.zip and <env>/config.yml)"
+                )
+            run_dir = import_zoo_run(local, log_folder=log_folder, env=env, algo=algo, report=typer.echo)
+        else:
+            repo_id = source.removeprefix("hf://").removeprefix(HF_PREFIX)
+            run_dir = pull_repo(
+                repo_id, log_folder=log_folder, env=env, algo=algo, revision=revision, report=typer.echo
+            )
+        typer.echo(f"evaluate with: rltool eval {run_dir}")
