@@ -110,6 +110,22 @@ def train(
     jobs: Annotated[
         int | None, typer.Option("--jobs", help="Parallel seeds (default: one per core).")
     ] = None,
+    track: Annotated[
+        str | None,
+        typer.Option("--track", help="Track the run with wandb or mlflow.", rich_help_panel="Tracking"),
+    ] = None,
+    track_project: Annotated[
+        str | None, typer.Option("--track-project", help="W&B project / MLflow experiment (default: rltool).")
+    ] = None,
+    track_run_name: Annotated[
+        str | None, typer.Option("--track-run-name", help="Tracking run name (default: <algo>-<env>-run-N).")
+    ] = None,
+    track_tags: Annotated[
+        list[str] | None, typer.Option("--track-tag", help="Tracking tag (repeatable; MLflow: key=value).")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option("--tracking-uri", help="MLflow tracking URI (default: MLflow's own).")
+    ] = None,
 ) -> None:
     """Train an agent from a config; the run folder goes under models/<algo>-<env>/run-N/."""
     with user_errors():
@@ -154,6 +170,18 @@ def train(
             trust_pickles=trust_pickles,
             verbose=verbose,
         )
+        from rltool.tracking import run_tracked, tracking_callback_from_cli
+
+        tracker = tracking_callback_from_cli(
+            track,
+            project=track_project,
+            run_name=track_run_name,
+            tags=track_tags,
+            tracking_uri=tracking_uri,
+            report=lambda line: typer.echo(line, err=True),
+        )
+        if seeds is not None and tracker is not None:
+            raise RltoolError("--track does not combine with --seeds yet; track each seed's run on its own")
         if seeds is not None:
             from rltool.multiseed import parse_seeds, train_seeds
 
@@ -165,11 +193,21 @@ def train(
         if resume is not None:
             from rltool.resume import resume as resume_run
 
-            result = resume_run(resume, options, n_timesteps=n_timesteps, report=typer.echo)
+            result = run_tracked(
+                tracker,
+                lambda callbacks: resume_run(
+                    resume, options, n_timesteps=n_timesteps, report=typer.echo, extra_callbacks=callbacks
+                ),
+            )
             if result is None:  # already finished: nothing to do
                 return
         else:
-            result = run_training(experiment, options, report=typer.echo)
+            result = run_tracked(
+                tracker,
+                lambda callbacks: run_training(
+                    experiment, options, report=typer.echo, extra_callbacks=callbacks
+                ),
+            )
         if result.status == "interrupted":
             raise typer.Exit(code=130)
 
