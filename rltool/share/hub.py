@@ -40,10 +40,10 @@ class HubError(RltoolError):
     """The Hub (or the local server standing in for it) refused or could not be reached."""
 
 
-def check_repo_id(repo_id: str) -> str:
-    """:return: ``repo_id`` when it has the form ``ORG/NAME``; else raise a one-line error."""
+def check_repo_id(repo_id: str, what: str = "--repo-id") -> str:
+    """:return: ``repo_id`` when it has the form ``ORG/NAME``; else raise a one-line error naming ``what``."""
     if not REPO_ID_PATTERN.match(repo_id) or ".." in repo_id:
-        raise RltoolError(f"--repo-id: expected ORG/NAME (letters, digits, '.', '_', '-'), got '{repo_id}'")
+        raise RltoolError(f"{what}: expected ORG/NAME (letters, digits, '.', '_', '-'), got '{repo_id}'")
     return repo_id
 
 

@@ -58,7 +58,7 @@ def hf_repo_id(target: Path | str) -> str:
     """:return: ``ORG/NAME`` of an ``hf://ORG/NAME`` target."""
     from rltool.share.hub import check_repo_id
 
-    return check_repo_id(str(target)[len(HF_PREFIX) :].lstrip("/").rstrip("/"))
+    return check_repo_id(str(target)[len(HF_PREFIX) :].lstrip("/").rstrip("/"), what="hf://ORG/NAME")
 
 
 def is_zoo_run(folder: Path) -> bool:
@@ -347,7 +347,7 @@ def pull(
     """
     from rltool.share.hub import check_repo_id
 
-    check_repo_id(repo_id)
+    check_repo_id(repo_id, what=f"{repo_id}: not a local zoo run folder, and as a Hub repository")
     run_dir = pulled_run_dir(log_folder, repo_id)
     if run_dir.exists():
         if not (run_dir / "config.yaml").is_file():
