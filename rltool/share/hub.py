@@ -217,7 +217,8 @@ def package_run(target: ModelTarget, output: Path, options: PackageOptions, repo
         write_json(staging / "results.json", results)
         if options.video_length > 0:
             _record_replay(target, staging / "replay.mp4", options, report)
-        card = _model_card(target, repo_id, results, hyperparams_yaml)
+        plain_yaml = yaml.safe_dump(_hyperparameters(target), sort_keys=True, default_flow_style=False)
+        card = _model_card(target, repo_id, results, plain_yaml)
         write_text(staging / "README.md", str(card))
         if output.exists():
             output.rmdir()  # empty, checked above
