@@ -695,3 +695,26 @@ def config_to_yaml(config: ExperimentConfig, header: str = "") -> str:
     """:return: YAML text of :func:`config_to_dict`, with an optional comment header."""
     body = yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=False)
     return (header + body) if header else body
+
+
+def config_from_mapping(
+    hyperparams: dict[str, Any], source: str, *, check_env: bool = True
+) -> ExperimentConfig:
+    """Validate a single-experiment mapping (with ``env`` and ``algo``) that did not come from a file we read.
+
+    Used for runs imported from rl-baselines3-zoo folders and Hub repositories.
+
+    :param hyperparams: ``env``, ``algo`` and the hyperparameters, as in a single-experiment file.
+    :param source: what to name in error messages (and record as the config's source).
+    :param check_env: also check that the env id exists.
+    :return: the validated config.
+    """
+    env_id, algo_name = hyperparams.get("env"), hyperparams.get("algo")
+    if env_id is None or algo_name is None:
+        raise ConfigError(f"{source}: needs both an env and an algo")
+    config = _build(dict(hyperparams), str(env_id), str(algo_name), _Checker(source, {}, ()), source)
+    if check_env:
+        from rltool.envs.registry import check_env_id
+
+        check_env_id(config.env, config.env_packages, where=f"{source}: env")
+    return config

@@ -47,6 +47,12 @@ def resolve_target(
     :param best: prefer best_model.zip over model.zip.
     :return: the model and its config.
     """
+    from rltool.share.pull import is_hf_target, is_zoo_run
+
+    if is_hf_target(target):  # hf://ORG/NAME: pull (once), then use the pulled run folder
+        from rltool.share.pull import hf_repo_id, pull
+
+        target = pull(hf_repo_id(target), log_folder=log_folder, env=env, algo=algo)
     path = Path(target)
     if not path.exists():
         raise ModelLoadError(
@@ -62,6 +68,13 @@ def resolve_target(
             )
         return _from_run_dir(run, best)
     if path.is_dir():
+        if is_zoo_run(path):  # an rl-baselines3-zoo run folder, read in place
+            from rltool.share.pull import zoo_run_target
+
+            best_zip = path / "best_model.zip"
+            return zoo_run_target(
+                path, env=env, algo=algo, model_path=best_zip if best and best_zip.exists() else None
+            )
         run = path if is_run_dir(path) else latest_run_with_model(path)
         if run is None:
             raise ModelLoadError(f"{path}: holds no model (expected model.zip, or run-N folders with one)")
@@ -70,6 +83,10 @@ def resolve_target(
         return found
     if path.suffix != ".zip":
         raise ModelLoadError(f"{path}: expected a config (.yaml), a run folder or a model .zip")
+    if is_zoo_run(path.parent) and algo is None:  # a zip of a zoo run: with the run's config and statistics
+        from rltool.share.pull import zoo_run_target
+
+        return zoo_run_target(path.parent, env=env, model_path=path)
     run_dir = _run_dir_of(path)
     if run_dir is not None and env is None:
         config = _run_config(run_dir)
@@ -159,7 +176,7 @@ def load_trained(
     :param allowed_modules: module prefixes allowed for wrappers.
     :return: the model and the env.
     """
-    from rltool.algos import algo_class, model_kwargs
+    from rltool.algos import algo_class, load_policy_kwargs
     from rltool.envs.builder import EnvOptions, build_vec_env
     from rltool.safe_load import load_model
 
@@ -197,7 +214,7 @@ def load_trained(
             raise
         return model, env
     extra: dict[str, Any] = {}
-    policy_kwargs = model_kwargs(config).get("policy_kwargs")
+    policy_kwargs = load_policy_kwargs(config)
     if policy_kwargs is not None:
         extra["policy_kwargs"] = policy_kwargs
     try:

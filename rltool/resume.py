@@ -89,13 +89,13 @@ def resume_points(run_dir: Path) -> list[ResumePoint]:
 
 def _schedules_from_config(config: ExperimentConfig) -> dict[str, Any]:
     """Schedules rebuilt from the config: the safe loader never unpickles the saved ones."""
-    from rltool.algos import model_kwargs
+    from rltool.algos import load_policy_kwargs, model_kwargs
     from rltool.algos.registry import SCHEDULE_KEYS
 
     kwargs = model_kwargs(config)
     objects = {key: kwargs[key] for key in SCHEDULE_KEYS if key in kwargs}
     if "policy_kwargs" in kwargs:
-        objects["policy_kwargs"] = kwargs["policy_kwargs"]
+        objects["policy_kwargs"] = load_policy_kwargs(config)
     return objects
 
 
@@ -257,6 +257,7 @@ def resume(
     try:
         # the loaded model still holds the folder it was trained with, possibly relative to another cwd
         model.tensorboard_log = str(run_dir / "tb") if options.tensorboard else None
+        model.verbose = options.verbose  # a foreign zip (e.g. the zoo's) may carry its own
         return run_learning(
             model,
             config,

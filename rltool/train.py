@@ -385,6 +385,9 @@ def run_learning(
         write_info(RunStatus.DIVERGED, time.perf_counter() - started)
         return TrainingDivergedError(message)
 
+    for callback in extra_callbacks or []:
+        if hasattr(callback, "on_run_folder"):  # e.g. rltool.tracking starts its run here
+            callback.on_run_folder(run_dir, config)
     callbacks: list[Any] = [NanGuardCallback()]
     eval_env = None
     if options.eval_freq > 0:

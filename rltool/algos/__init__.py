@@ -72,6 +72,18 @@ def model_kwargs(config: ExperimentConfig, env: VecEnv | None = None) -> dict[st
     return kwargs
 
 
+def load_policy_kwargs(config: ExperimentConfig) -> dict[str, Any] | None:
+    """:return: the config's ``policy_kwargs`` as the saved model holds them, for loading (None: not set).
+
+    DDPG's constructor adds ``n_critics=1`` to the policy_kwargs it saves; a model loaded with the
+    config's own dict would otherwise get TD3's two critics and refuse its weights.
+    """
+    policy_kwargs = model_kwargs(config).get("policy_kwargs")
+    if policy_kwargs is not None and config.algo == "ddpg":
+        policy_kwargs = {"n_critics": 1, **policy_kwargs}
+    return policy_kwargs
+
+
 def build_model(
     config: ExperimentConfig,
     env: VecEnv,

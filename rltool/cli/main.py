@@ -13,11 +13,12 @@ from typing import Annotated
 
 import typer
 
-from rltool.cli import analysis, smoke, tune
+from rltool.cli import analysis, share, smoke, tune
 from rltool.cli.options import (
     AlgoOpt,
     AllowModuleOpt,
     BackendOpt,
+    BestOpt,
     DeterministicOpt,
     DeviceOpt,
     EnvOpt,
@@ -85,6 +86,22 @@ def train(
     jobs: Annotated[
         int | None, typer.Option("--jobs", help="Parallel seeds (default: one per core).")
     ] = None,
+    track: Annotated[
+        str | None,
+        typer.Option("--track", help="Track the run with wandb or mlflow.", rich_help_panel="Tracking"),
+    ] = None,
+    track_project: Annotated[
+        str | None, typer.Option("--track-project", help="W&B project / MLflow experiment (default: rltool).")
+    ] = None,
+    track_run_name: Annotated[
+        str | None, typer.Option("--track-run-name", help="Tracking run name (default: <algo>-<env>-run-N).")
+    ] = None,
+    track_tags: Annotated[
+        list[str] | None, typer.Option("--track-tag", help="Tracking tag (repeatable; MLflow: key=value).")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option("--tracking-uri", help="MLflow tracking URI (default: MLflow's own).")
+    ] = None,
 ) -> None:
     """Train an agent from a config; the run folder goes under models/<algo>-<env>/run-N/."""
     with user_errors():
@@ -142,6 +159,18 @@ def train(
             verbose=verbose,
             device=device,
         )
+        from rltool.tracking import run_tracked, tracking_callback_from_cli
+
+        tracker = tracking_callback_from_cli(
+            track,
+            project=track_project,
+            run_name=track_run_name,
+            tags=track_tags,
+            tracking_uri=tracking_uri,
+            report=lambda line: typer.echo(line, err=True),
+        )
+        if seeds is not None and tracker is not None:
+            raise RltoolError("--track does not combine with --seeds yet; track each seed's run on its own")
         if seeds is not None:
             from rltool.cli.seeds import train_seeds
 
@@ -149,11 +178,21 @@ def train(
         if resume is not None:
             from rltool.resume import resume as resume_run
 
-            result = resume_run(resume, options, n_timesteps=n_timesteps, report=typer.echo)
+            result = run_tracked(
+                tracker,
+                lambda callbacks: resume_run(
+                    resume, options, n_timesteps=n_timesteps, report=typer.echo, extra_callbacks=callbacks
+                ),
+            )
             if result is None:  # already finished: nothing to do
                 return
         else:
-            result = run_training(experiment, options, report=typer.echo)
+            result = run_tracked(
+                tracker,
+                lambda callbacks: run_training(
+                    experiment, options, report=typer.echo, extra_callbacks=callbacks
+                ),
+            )
         from rltool.rundir import RunStatus
 
         if result.status == RunStatus.INTERRUPTED:
@@ -162,7 +201,9 @@ def train(
 
 @app.command("eval")
 def evaluate_command(
-    target: Annotated[Path, typer.Argument(help="Config (its latest run), run folder, or model .zip.")],
+    target: Annotated[
+        Path, typer.Argument(help="Config (its latest run), run folder, model .zip, or hf://ORG/NAME.")
+    ],
     env: EnvOpt = None,
     algo: AlgoOpt = None,
     episodes: Annotated[int, typer.Option("--episodes", help="Episodes to run.")] = 10,
@@ -172,7 +213,7 @@ def evaluate_command(
         float | None,
         typer.Option("--min-reward", help="Exit 1 when the mean reward is below this (CI gate)."),
     ] = None,
-    best: Annotated[bool, typer.Option("--best", help="Use best_model.zip of the run.")] = False,
+    best: BestOpt = False,
     seed: SeedOpt = None,
     log_folder: LogFolderOpt = Path("models"),
     allow_module: AllowModuleOpt = None,
@@ -219,7 +260,7 @@ def record_video_command(
     ] = None,
     deterministic: DeterministicOpt = True,
     fps: Annotated[int | None, typer.Option("--fps", help="Frames per second (default: the env's).")] = None,
-    best: Annotated[bool, typer.Option("--best", help="Use best_model.zip of the run.")] = False,
+    best: BestOpt = False,
     seed: SeedOpt = None,
     log_folder: LogFolderOpt = Path("models"),
     allow_module: AllowModuleOpt = None,
@@ -251,6 +292,10 @@ app.command("tune")(tune.tune)
 app.command("plot")(analysis.plot)
 app.command("report")(analysis.report)
 app.command("smoke")(smoke.smoke)
+app.command("export")(share.export)
+app.command("package")(share.package)
+app.command("push")(share.push)
+app.command("pull")(share.pull)
 
 
 def run() -> None:

@@ -62,6 +62,7 @@ DeviceOpt = Annotated[
         "--device", help="auto, cpu or cuda (default: the config's device, else cpu; sbx: JAX's choice)."
     ),
 ]
+BestOpt = Annotated[bool, typer.Option("--best", help="Use best_model.zip of the run.")]
 DeterministicOpt = Annotated[
     bool, typer.Option("--deterministic/--stochastic", help="Greedy or sampled actions.")
 ]

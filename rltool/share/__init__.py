@@ -1,0 +1,1 @@
+"""Sharing trained agents: ONNX export, Hugging Face Hub packaging, push and pull."""
