@@ -123,7 +123,7 @@ def test_stochastic_eval_samples_actions(workdir: Path) -> None:
     config = workdir / "corridor.yaml"
     config.write_text(
         "env: envpkg/Corridor-v0\nenv_packages: [envpkg]\nalgo: ppo\nseed: 0\nn_timesteps: 64\n"
-        "n_envs: 1\nn_steps: 32\nbatch_size: 32\nn_epochs: 1\nenv_kwargs: {length: 12}\n"
+        "n_envs: 1\nn_steps: 32\nbatch_size: 32\nn_epochs: 1\nenv_kwargs: {length: 4}\n"
     )
     assert invoke("train", config, "--eval-freq", 0, "--no-progress", "--no-tensorboard").exit_code == 0
     greedy = json.loads(invoke("eval", config, "--episodes", 8, "--json").stdout)
