@@ -13,7 +13,7 @@ REQUIRED = 475.0
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1200)  # minutes when 2 cores are shared; a hang still fails
 def test_ppo_cartpole_reaches_475_on_two_seeds(tmp_path):
     for run in train_shipped_config("cartpole.yaml", "0,1", tmp_path):
         assert final_eval(run)["mean_reward"] >= REQUIRED, (run, final_eval(run))

@@ -330,7 +330,7 @@ REQUIRED = 475.0
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1200)  # minutes when 2 cores are shared; a hang still fails
 def test_cartpole_reaches_475_on_two_seeds(tmp_path: Path):
     """configs/reinforce-cartpole.yaml through ``rltool train --seeds 0,1``: both seeds reach >= 475."""
     for run in train_shipped_config("reinforce-cartpole.yaml", "0,1", tmp_path):
