@@ -256,9 +256,12 @@ def train(
     :return: the run's summary; the run folder holds everything.
     """
     from rltool.algos import build_model
+    from rltool.imports import import_object
 
     threads = set_threads(options.threads, config.backend)
     device = prepare_device(options.device or config.algo_kwargs.get("device"), config.backend)
+    for spec in config.callback:  # refuse a callback outside the allowed modules before any folder exists
+        import_object(spec.path, allowed_modules=options.allowed_modules, where=f"{config.source}: callback")
     created = options.run_dir is None
     run_dir = options.run_dir or create_run_dir(options.log_folder, config.run_name)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -10,10 +10,11 @@ from typing import Any
 import gymnasium
 import numpy as np
 import pytest
-import yaml
+from conftest import eval_fresh_episodes, train_shipped_config
 from gymnasium.utils.env_checker import check_env
 
 import rltool.envs.snake as snake
+from rltool.config import load_config
 from rltool.envs.snake import DOWN, ENV_ID, LEFT, RIGHT, UP, SnakeEnv
 
 CONFIG_PATH = Path(__file__).resolve().parents[1] / "configs" / "snake.yaml"
@@ -270,90 +271,44 @@ def test_render_rgb_array() -> None:
 # ---------------------------------------------------------------------------- learning
 
 
-# Keys of configs/snake.yaml that describe the experiment rather than MaskablePPO's hyperparameters.
-_META_KEYS = {"env", "algo", "seed", "n_timesteps", "n_envs", "policy", "env_kwargs", "policy_kwargs"}
+# configs/snake.yaml measured 28-30 over 3 seeds; a random masked policy scores about 2.
+ABSOLUTE_FLOOR = 20.0
+TIMES_RANDOM = 5.0
 
 
-def load_config() -> dict[str, Any]:
-    with CONFIG_PATH.open() as f:
-        return yaml.safe_load(f)
-
-
-def random_masked_rewards(env_kwargs: dict[str, Any], episodes: int = 20) -> tuple[float, float]:
-    """Mean episode reward and food of a policy uniform over the allowed actions (fixed seeds)."""
+def random_masked_reward(env_kwargs: dict[str, Any], episodes: int = 20) -> float:
+    """Mean episode reward of a policy uniform over the allowed actions (fixed seeds)."""
     env = SnakeEnv(**env_kwargs)
     rng = np.random.default_rng(0)
-    rewards, foods = [], []
+    rewards = []
     for episode in range(episodes):
         env.reset(seed=10_000 + episode)
-        total, done, info = 0.0, False, {}
+        total, done = 0.0, False
         while not done:
-            _, reward, terminated, truncated, info = env.step(
+            _, reward, terminated, truncated, _ = env.step(
                 int(rng.choice(np.flatnonzero(env.action_masks())))
             )
             total += reward
             done = terminated or truncated
         rewards.append(total)
-        foods.append(info["food_eaten"])
-    return float(np.mean(rewards)), float(np.mean(foods))
+    return float(np.mean(rewards))
 
 
 @pytest.mark.slow
-def test_maskable_ppo_beats_random_masked_policy_fivefold() -> None:
-    """Train with the budget of configs/snake.yaml; compare mean episode reward with masks.
+@pytest.mark.timeout(1200)  # minutes when 2 cores are shared; a hang still fails
+def test_maskable_ppo_reaches_20_and_five_times_random(tmp_path: Path) -> None:
+    """configs/snake.yaml through ``rltool train --seeds 0,1``, judged by ``rltool eval`` (with masks).
 
-    The random masked policy rarely dies (deadly moves are masked), so its mean reward is positive and
-    the reward itself is the measure; food per episode is checked as well.
+    Each seed must score >= 20 (absolute floor) and >= 5x a random masked policy over 20 fresh
+    episodes. The random masked policy rarely dies (deadly moves are masked), so its reward is
+    positive and the ratio is meaningful.
     """
-    import torch
-    from sb3_contrib import MaskablePPO
-    from sb3_contrib.common.maskable.evaluation import evaluate_policy
-    from stable_baselines3.common.env_util import make_vec_env
-
-    config = load_config()
-    assert config["env"] == ENV_ID and config["algo"] == "ppo_mask"
-    env_kwargs = config.get("env_kwargs", {})
-    # rl-baselines3-zoo keeps policy_kwargs as a Python expression; only dict(...) is needed here.
-    policy_kwargs = eval(config.get("policy_kwargs", "dict()"), {"__builtins__": {}, "dict": dict})
-    hyperparams = {k: v for k, v in config.items() if k not in _META_KEYS}
-
-    foods: list[int] = []
-
-    def record_food(local_vars: dict[str, Any], _globals: dict[str, Any]) -> None:
-        if local_vars["done"]:
-            foods.append(local_vars["info"]["food_eaten"])
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        venv = make_vec_env(ENV_ID, n_envs=config["n_envs"], seed=config["seed"], env_kwargs=env_kwargs)
-        model = MaskablePPO(
-            config["policy"],
-            venv,
-            seed=config["seed"],
-            policy_kwargs=policy_kwargs,
-            device="cpu",
-            **hyperparams,
-        )
-        model.learn(total_timesteps=int(config["n_timesteps"]))
-        eval_env = make_vec_env(ENV_ID, n_envs=1, seed=20_000, env_kwargs=env_kwargs)
-        rewards, _ = evaluate_policy(
-            model,
-            eval_env,
-            n_eval_episodes=20,
-            deterministic=True,
-            return_episode_rewards=True,
-            callback=record_food,
-        )
-    finally:
-        torch.set_num_threads(threads)
-    trained_reward, trained_food = float(np.mean(rewards)), float(np.mean(foods))
-    random_reward, random_food = random_masked_rewards(env_kwargs)
-
-    summary = (
-        f"trained: {trained_reward:.2f} reward, {trained_food:.2f} food per episode; "
-        f"random masked: {random_reward:.2f} reward, {random_food:.2f} food"
-    )
-    assert random_reward > 0, summary
-    assert trained_reward >= 5 * random_reward, summary
-    assert trained_food >= 5 * random_food, summary
+    runs = train_shipped_config("snake.yaml", "0,1", tmp_path)
+    random_reward = random_masked_reward(load_config(CONFIG_PATH).env_kwargs)  # rltool's own reading
+    assert random_reward > 0
+    required = max(ABSOLUTE_FLOOR, TIMES_RANDOM * random_reward)
+    for run in runs:
+        fresh = eval_fresh_episodes(run, required)
+        summary = f"{run}: trained {fresh['mean_reward']:.2f}, random masked {random_reward:.2f}"
+        assert fresh["mean_reward"] >= ABSOLUTE_FLOOR, summary
+        assert fresh["mean_reward"] >= TIMES_RANDOM * random_reward, summary

@@ -21,12 +21,11 @@ from pathlib import Path
 
 import optuna
 import pytest
-import typer
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
-from rltool.cli.tune import tune as tune_command
+from rltool.cli.main import app
 from rltool.config import config_to_yaml, load_config
 from rltool.tune.options import TuneError, TuneOptions, results_dir
 from rltool.tune.samplers import SAMPLERS
@@ -45,19 +44,35 @@ n_timesteps: 50000
 n_envs: 2
 policy: MlpPolicy
 """
-# Runs `rltool tune` whether or not the command is registered in rltool.cli.main yet.
-_LAUNCHER = """
+# Several workers: each imports what a tune worker needs, then waits at a start line until all are up,
+# so which worker runs which trial does not depend on start-up times; then runs the real command line.
+_START_LINE_LAUNCHER = """
+import os
 import sys
-from rltool.cli.main import app, run
-from rltool.cli.tune import tune
-if not any(command.name == "tune" for command in app.registered_commands):
-    app.command("tune")(tune)
+import time
+from pathlib import Path
+
+import optuna, stable_baselines3, torch  # noqa: F401,E401 - loaded before the start line
+import rltool.tune.study  # noqa: F401
+from rltool.cli.main import run
+
+ready = Path(os.environ["RLTOOL_TEST_START_LINE"])
+workers = int(os.environ["RLTOOL_TEST_WORKERS"])
+ready.mkdir(parents=True, exist_ok=True)
+(ready / str(os.getpid())).touch()
+deadline = time.monotonic() + 60
+while len(list(ready.iterdir())) < workers:
+    if time.monotonic() > deadline:
+        sys.exit("start line: the other workers never arrived")
+    time.sleep(0.01)
+sys.argv[0] = "rltool"
 run()
 """
 
 
 def _rltool(*args: str) -> list[str]:
-    return [sys.executable, "-c", _LAUNCHER, *args]
+    """:return: the real ``rltool`` command line (a command missing from rltool.cli.main fails)."""
+    return [sys.executable, "-m", "rltool", *args]
 
 
 def _env() -> dict[str, str]:
@@ -72,10 +87,14 @@ def config_file(tmp_path: Path) -> Path:
 
 
 def _run_workers(args: list[str], count: int, cwd: Path, timeout: float = 150) -> list[tuple[int, str, str]]:
+    env = {
+        **_env(),
+        "RLTOOL_TEST_START_LINE": str(cwd / f"start-{uuid.uuid4().hex[:8]}"),
+        "RLTOOL_TEST_WORKERS": str(count),
+    }
+    command = _rltool(*args) if count == 1 else [sys.executable, "-c", _START_LINE_LAUNCHER, *args]
     processes = [
-        subprocess.Popen(
-            _rltool(*args), cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+        subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(count)
     ]
     results = []
@@ -418,6 +437,8 @@ def test_ctrl_c_marks_the_trial_writes_results_and_exits_130(config_file: Path, 
                 if trials and trials[0].intermediate_values:
                     break
             time.sleep(0.5)
+        else:
+            pytest.fail("no trial reported an evaluation within 60 s: the test cannot interrupt one")
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
     finally:
@@ -469,9 +490,8 @@ def test_search_space_gives_configs_that_round_trip_and_build(algo: str, tmp_pat
 
 
 def _cli(*args: str) -> tuple[int, str]:
-    app = typer.Typer()
-    app.command()(tune_command)
-    result = CliRunner().invoke(app, list(args))
+    """Run ``rltool tune ARGS`` through the real app, as the user's command line does."""
+    result = CliRunner().invoke(app, ["tune", *args])
     return result.exit_code, result.output
 
 
@@ -521,3 +541,70 @@ def test_options_are_checked_before_anything_is_created(config_file: Path, tmp_p
     with pytest.raises(TuneError, match="--timeout"):
         check_options(config, TuneOptions(timeout=0))
     assert not (tmp_path / "m").exists()
+
+
+# ---------------------------------------------------------------------------
+# Options of the README, through the real command line
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--sampler", "random", "--pruner", "none"], ["--pruner", "halving"]],
+    ids=["random-none", "halving"],
+)
+def test_sampler_and_pruner_options_run_a_study(config_file: Path, tmp_path: Path, extra: list[str]) -> None:
+    name = f"opt-{uuid.uuid4().hex[:8]}"
+    code, output = _cli(
+        str(config_file), "--trials", "2", "--study-name", name, "-f", str(tmp_path), *TRIAL_ARGS, *extra
+    )
+    assert code == 0, output
+    rows = (tmp_path / "tune" / name / "trials.csv").read_text().splitlines()
+    assert len(rows) == 3, rows  # header + 2 trials
+    assert all(",COMPLETE," in row or ",PRUNED," in row for row in rows[1:]), rows
+
+
+def test_timeout_stops_starting_new_trials(config_file: Path, tmp_path: Path) -> None:
+    name = f"time-{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    code, output = _cli(
+        str(config_file),
+        "--trials",
+        "20",
+        "--timeout",
+        "0.5",
+        "--study-name",
+        name,
+        "-f",
+        str(tmp_path),
+        *TRIAL_ARGS,
+    )
+    assert code == 0, output
+    rows = (tmp_path / "tune" / name / "trials.csv").read_text().splitlines()
+    assert len(rows) - 1 == 1, f"--timeout 0.5 should end the worker after its first trial: {rows}"
+    assert time.monotonic() - started < 120
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [(["-n", "2048"], "n_timesteps"), (["--algo", "a2c"], "algo"), (["--env", "Acrobot-v1"], "env")],
+    ids=["n_timesteps", "algo", "env"],
+)
+def test_worker_with_another_algo_env_or_budget_is_refused(
+    config_file: Path, tmp_path: Path, extra: list[str], key: str
+) -> None:
+    name = f"join-{uuid.uuid4().hex[:8]}"
+    common = ["--study-name", name, "-f", str(tmp_path)]
+    code, output = _cli(str(config_file), "--trials", "1", *common, *TRIAL_ARGS)
+    assert code == 0, output
+    log = tmp_path / "tune" / name / "study.log"
+    code, output = _cli(str(config_file), "--trials", "1", *common, *TRIAL_ARGS, *extra)
+    assert code == 2, output
+    lines = [line for line in output.splitlines() if line.startswith("rltool: error:")]
+    assert len(lines) == 1 and key in lines[0], output
+    assert len(load_study_trials(log, name)) == 1, "the refused worker ran a trial"
+
+
+def load_study_trials(log: Path, name: str) -> list:
+    return optuna.load_study(
+        study_name=name, storage=JournalStorage(JournalFileBackend(str(log)))
+    ).get_trials()

@@ -7,12 +7,18 @@ import numpy as np
 
 
 class CorridorEnv(gym.Env):
-    """Position ``0..length-1``; action 1 moves right, 0 left; reward 1 at the right end."""
+    """Position ``0..length-1``; action 1 moves right, 0 left; reward 1 at the right end.
+
+    An episode that has not reached the end after ``max_steps`` steps is cut (truncated) with
+    reward 0, so an agent that never learnt the corridor scores 0 instead of running forever.
+    """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
-    def __init__(self, length: int = 6, render_mode: str | None = None):
+    def __init__(self, length: int = 6, render_mode: str | None = None, max_steps: int = 40):
         self.length = length
+        self.max_steps = max_steps
+        self.steps = 0
         self.render_mode = render_mode
         self.observation_space = gym.spaces.Box(0.0, 1.0, (length,), np.float32)
         self.action_space = gym.spaces.Discrete(2)
@@ -26,12 +32,14 @@ class CorridorEnv(gym.Env):
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         self.position = 0
+        self.steps = 0
         return self._observation(), {}
 
     def step(self, action):
         self.position = int(np.clip(self.position + (1 if action == 1 else -1), 0, self.length - 1))
+        self.steps += 1
         reached = self.position == self.length - 1
-        return self._observation(), float(reached), reached, False, {}
+        return self._observation(), float(reached), reached, self.steps >= self.max_steps, {}
 
     def render(self):
         frame = np.zeros((16, 16 * self.length, 3), np.uint8)
