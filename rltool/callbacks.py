@@ -289,6 +289,21 @@ class CheckpointCallback(BaseCallback):
         return True
 
 
+class FirstStepCallback(BaseCallback):
+    """Records whether the first env step of this learning segment has completed.
+
+    Until it has, an exception comes from the config (env, wrapper, network), not from training.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.done = False
+
+    def _on_step(self) -> bool:
+        self.done = True
+        return True
+
+
 class NanGuardCallback(BaseCallback):
     """Stop with a clear error when actions, the last losses or the weights become NaN or infinite.
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from rltool.config import ExperimentConfig, config_to_yaml, load_config
 from rltool.errors import ConfigError, ModelLoadError, RltoolError, UnsafeFileError
+from rltool.failures import StartupError, startup_error
 from rltool.fileio import write_text
 from rltool.train import (
     Report,
@@ -205,6 +206,9 @@ def resume(
         except RltoolError as error:
             last_error = error
             report(f"skipping {point.label}: {error}")
+        except Exception as error:  # the env's own code or a wrapper: the config, not the checkpoint
+            _remove_monitor_files(run_dir, prefix, config.n_envs)
+            raise startup_error(config, error, "env", "building the env") from None
     if model is None:
         _remove_monitor_files(run_dir, prefix, config.n_envs)
         raise ModelLoadError(
@@ -249,6 +253,10 @@ def resume(
             reset_num_timesteps=False,
             extra_callbacks=extra_callbacks,
         )
+    except StartupError:
+        env.close()
+        _remove_monitor_files(run_dir, prefix, config.n_envs)
+        raise
     finally:
         env.close()
 

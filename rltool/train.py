@@ -18,6 +18,7 @@ from typing import Any
 
 from rltool.config import ExperimentConfig, config_to_yaml
 from rltool.errors import OutputError, RltoolError, TrainingDivergedError
+from rltool.failures import StartupError, startup_error, training_failure
 from rltool.fileio import check_writable_folder, write_json, write_text
 
 Report = Callable[[str], None]
@@ -104,10 +105,18 @@ def create_run_dir(log_folder: Path, run_name: str) -> Path:
     while True:
         candidate = parent / f"run-{number}"
         try:
-            candidate.mkdir()
+            candidate.mkdir(parents=True)  # parents: a failed first run may have removed an empty parent
             return candidate
         except FileExistsError:
             number += 1
+
+
+def remove_run_dir(run_dir: Path, with_parent: bool) -> None:
+    """Delete a run folder in which nothing was trained, and its ``<algo>-<env>`` parent if it made it."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    if with_parent:
+        with contextlib.suppress(OSError):  # not empty: another run lives there
+            run_dir.parent.rmdir()
 
 
 def package_versions() -> dict[str, str]:
@@ -206,19 +215,27 @@ def train(
 
     threads = set_threads(options.threads)
     created = options.run_dir is None
+    new_parent = created and not (options.log_folder / config.run_name).exists()
     run_dir = options.run_dir or create_run_dir(options.log_folder, config.run_name)
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        env = build_env(config, run_dir, options)
+        try:
+            env = build_env(config, run_dir, options)
+        except RltoolError:
+            raise
+        except Exception as error:  # the env's own code, a wrapper or gymnasium: a config mistake
+            raise startup_error(config, error, "env", "building the env") from None
         try:
             tensorboard_log = str(run_dir / "tb") if options.tensorboard else None
             model = build_model(config, env, tensorboard_log=tensorboard_log, verbose=options.verbose)
-        except BaseException:
+        except BaseException as error:
             env.close()
+            if isinstance(error, Exception) and not isinstance(error, RltoolError):
+                raise startup_error(config, error, "model", "building the model") from None
             raise
     except RltoolError:
         if created:  # nothing was trained: leave no half-made run folder behind
-            shutil.rmtree(run_dir, ignore_errors=True)
+            remove_run_dir(run_dir, new_parent)
         raise
     write_text(
         run_dir / "config.yaml",
@@ -239,6 +256,11 @@ def train(
             reset_num_timesteps=True,
             extra_callbacks=extra_callbacks,
         )
+    except StartupError:
+        env.close()
+        if created:  # the first step failed: nothing was trained
+            remove_run_dir(run_dir, new_parent)
+        raise
     finally:
         env.close()
 
@@ -275,6 +297,7 @@ def run_learning(
 
     from rltool.callbacks import (
         CheckpointCallback,
+        FirstStepCallback,
         NanGuardCallback,
         PeriodicEvalCallback,
         ProgressCallback,
@@ -319,7 +342,17 @@ def run_learning(
         write_info("diverged", time.perf_counter() - started)
         return TrainingDivergedError(message)
 
-    callbacks: list[Any] = [NanGuardCallback()]
+    def unexpected(error: Exception) -> RltoolError:
+        """One line for an exception of torch, gymnasium or user code during learning."""
+        if not first_step.done:  # the env's first reset or step, or the first forward pass
+            return startup_error(config, error, "learn", "the first training step")
+        failure = training_failure(run_dir, error, int(model.num_timesteps))
+        with contextlib.suppress(OSError, RltoolError):
+            write_info("failed", time.perf_counter() - started)
+        return failure
+
+    first_step = FirstStepCallback()
+    callbacks: list[Any] = [first_step, NanGuardCallback()]
     eval_env = None
     if options.eval_freq > 0:
         eval_env = _eval_env(config, run_dir, options, reset_num_timesteps)
@@ -353,11 +386,15 @@ def run_learning(
         except ValueError as error:
             # torch.distributions rejects NaN logits before our guard sees them
             if "nan" not in str(error).lower():
-                raise
+                raise unexpected(error) from None
             raise diverged(
                 f"training diverged at step {model.num_timesteps}: the policy produced NaN values "
                 "(lower the learning rate); the last checkpoint is kept"
             ) from None
+        except RltoolError:
+            raise
+        except Exception as error:
+            raise unexpected(error) from None
         finally:
             for callback in callbacks:
                 if isinstance(callback, ProgressCallback) and callback.bar is not None:

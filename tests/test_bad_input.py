@@ -36,6 +36,34 @@ class PlainEnv(gym.Env):
 
     def step(self, action):
         return np.zeros(4, np.float32), 1.0, True, False, {}
+
+
+class ScaledEnv(PlainEnv):
+    # accepts any scale when built, but multiplies by it at the first step
+
+    def __init__(self, scale=1.0, render_mode=None):
+        super().__init__(render_mode)
+        self.scale = scale
+
+    def step(self, action):
+        return np.zeros(4, np.float32) * self.scale, 1.0, False, False, {}
+
+
+class LateCrashEnv(PlainEnv):
+    # crashes at its 100th step: a failure of training, not of the config
+
+    steps = 0
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps >= 100:
+            raise RuntimeError("sensor unplugged")
+        return np.zeros(4, np.float32), 1.0, False, False, {}
+
+
+class PositiveRewardOnly(gym.Wrapper):
+    def reset(self, **kwargs):
+        assert False, "this wrapper refuses to reset"
 """
 
 # (id, command line, exit code, text expected on the error line, or on stdout for exit 0)
@@ -81,6 +109,24 @@ CASES: list[tuple[str, list[str], int, str]] = [
         "must exceed the finished run's 256",
     ),
     ("resume-zero-budget", ["train", "--resume", RUN, "-n", "0"], 2, "--n-timesteps: must be >= 1, got 0"),
+    (
+        "net-arch-negative",
+        ["train", "netarch.yaml", "--no-progress"],
+        2,
+        "netarch.yaml: policy_kwargs: building the model failed: RuntimeError",
+    ),
+    (
+        "env-kwargs-crash-at-first-step",
+        ["train", "scaled.yaml", "--no-progress"],
+        2,
+        "scaled.yaml: env_kwargs: the first training step failed",
+    ),
+    (
+        "wrapper-assertion-at-first-reset",
+        ["train", "wrapped.yaml", "--no-progress", "--allow-module", "plain_env"],
+        2,
+        "wrapped.yaml: env_wrapper: the first training step failed: AssertionError: this wrapper refuses",
+    ),
     ("empty-yaml", ["train", "empty.yaml"], 2, "empty.yaml: the file is empty"),
     ("yaml-list", ["train", "list.yaml"], 2, "list.yaml: the top level is a list"),
     ("zero-timesteps-in-file", ["train", "zero.yaml"], 2, "n_timesteps: must be >= 1, got 0"),
@@ -134,6 +180,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "list.yaml").write_text("- env: CartPole-v1\n- algo: ppo\n")
     (folder / "zero.yaml").write_text("env: CartPole-v1\nalgo: ppo\nn_timesteps: 0\n")
     (folder / "file.txt").write_text("a file, not a folder\n")
+    tiny = "algo: ppo\nn_timesteps: 128\nn_steps: 64\nbatch_size: 64\n"
+    (folder / "netarch.yaml").write_text(f'env: CartPole-v1\n{tiny}policy_kwargs: "dict(net_arch=[-1, 0])"\n')
+    (folder / "scaled.yaml").write_text(f"env: plain_env:ScaledEnv\n{tiny}env_kwargs:\n  scale: abc\n")
+    (folder / "wrapped.yaml").write_text(
+        f"env: CartPole-v1\n{tiny}env_wrapper: plain_env.PositiveRewardOnly\n"
+    )
     return folder
 
 
@@ -146,9 +198,11 @@ def env_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    """:return: every file under ``folder`` with its mtime and size."""
-    files = (p for p in folder.rglob("*") if p.is_file())
-    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size) for p in files}
+    """:return: every file under ``folder`` with its mtime and size, and every folder (as (0, 0))."""
+    return {
+        str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size) if p.is_file() else (0, 0)
+        for p in folder.rglob("*")
+    }
 
 
 @pytest.mark.parametrize(

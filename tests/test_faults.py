@@ -1,0 +1,111 @@
+"""Faults a running training meets, tried for real through the CLI: crashes after the start,
+signals, a second writer, bounded checkpoint disk, full and read-only disks.
+
+Each case checks what the user sees (one line, the exit code, no traceback) and what is left
+on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+
+REPO = Path(__file__).resolve().parents[1]
+
+ENVS = """\
+import time
+
+import gymnasium as gym
+import numpy as np
+
+
+class PlainEnv(gym.Env):
+    observation_space = gym.spaces.Box(-1, 1, (4,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, render_mode=None, delay=0.0):
+        self.render_mode = render_mode
+        self.delay = delay
+        self.steps = 0
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(4, np.float32), {}
+
+    def step(self, action):
+        self.steps += 1
+        time.sleep(self.delay)
+        return np.zeros(4, np.float32), 1.0, self.steps % 20 == 0, False, {}
+
+
+class LateCrashEnv(PlainEnv):
+    def step(self, action):
+        if self.steps >= 99:
+            raise RuntimeError("sensor unplugged")
+        return super().step(action)
+"""
+
+
+def rltool(*args: object, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m rltool ARGS`` in ``cwd`` and wait for it."""
+    return subprocess.run(
+        [sys.executable, "-m", "rltool", *map(str, args)],
+        cwd=cwd,
+        env=child_env(cwd),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def start(*args: object, cwd: Path) -> subprocess.Popen[str]:
+    """Start ``python -m rltool ARGS`` in ``cwd`` without waiting."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "rltool", *map(str, args)],
+        cwd=cwd,
+        env=child_env(cwd),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def child_env(cwd: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{cwd}", "OMP_NUM_THREADS": "1"}
+
+
+def error_line(result: subprocess.CompletedProcess[str] | tuple[str, str], code: int, returncode: int) -> str:
+    """Assert one ``rltool: error:`` line on stderr, no traceback, exit ``code``; :return: the line."""
+    stderr = result.stderr if hasattr(result, "stderr") else result[1]
+    assert returncode == code, stderr
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("rltool: error: "), stderr
+    return lines[0]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "fault_envs.py").write_text(ENVS)
+    return tmp_path
+
+
+def test_crash_after_training_started_gives_one_line_and_error_log(folder: Path) -> None:
+    (folder / "late.yaml").write_text(
+        "env: fault_envs:LateCrashEnv\nalgo: ppo\nn_timesteps: 512\nn_steps: 32\nbatch_size: 32\n"
+    )
+    result = rltool("train", "late.yaml", "--no-progress", "--eval-freq", "0", cwd=folder)
+    line = error_line(result, 1, result.returncode)
+    run = folder / "models" / "ppo-fault_envs_LateCrashEnv" / "run-1"
+    assert "training failed at step" in line and "RuntimeError: sensor unplugged" in line, line
+    assert f"full traceback in {Path('models/ppo-fault_envs_LateCrashEnv/run-1/error.log')}" in line, line
+    log = (run / "error.log").read_text()
+    assert log.startswith("Traceback") and "sensor unplugged" in log
+    assert json.loads((run / "train.json").read_text())["status"] == "failed"
