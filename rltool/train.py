@@ -20,6 +20,7 @@ from rltool.config import ExperimentConfig, config_to_yaml
 from rltool.errors import OutputError, RltoolError, TrainingDivergedError
 from rltool.failures import StartupError, startup_error, training_failure
 from rltool.fileio import check_writable_folder, write_json, write_text
+from rltool.signals import disarm as disarm_stop_signals
 
 Report = Callable[[str], None]
 
@@ -396,6 +397,7 @@ def run_learning(
         except Exception as error:
             raise unexpected(error) from None
         finally:
+            disarm_stop_signals()  # a SIGTERM from now on must not break the final save
             for callback in callbacks:
                 if isinstance(callback, ProgressCallback) and callback.bar is not None:
                     callback.bar.close()

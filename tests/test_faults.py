@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -109,3 +110,58 @@ def test_crash_after_training_started_gives_one_line_and_error_log(folder: Path)
     log = (run / "error.log").read_text()
     assert log.startswith("Traceback") and "sensor unplugged" in log
     assert json.loads((run / "train.json").read_text())["status"] == "failed"
+
+
+def wait_for(predicate, process: subprocess.Popen[str], timeout: float = 120) -> None:
+    """Poll ``predicate`` until it holds; fail if ``process`` ends first or time runs out."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if process.poll() is not None:
+            pytest.fail(f"process ended early: {process.communicate()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("timed out")
+        time.sleep(0.1)
+
+
+SLOW_CONFIG = (
+    "env: fault_envs:PlainEnv\nalgo: ppo\nn_timesteps: 100000\nn_steps: 32\nbatch_size: 32\n"
+    "env_kwargs:\n  delay: 0.002\n"
+)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_stop_signal_saves_like_ctrl_c(folder: Path, signum: int) -> None:
+    (folder / "slow.yaml").write_text(SLOW_CONFIG)
+    run = folder / "models" / "ppo-fault_envs_PlainEnv" / "run-1"
+    process = start(
+        "train", "slow.yaml", "--no-progress", "--eval-freq", "0", "--save-freq", "64", cwd=folder
+    )
+    wait_for(lambda: (run / "checkpoints").is_dir() and any((run / "checkpoints").glob("step-*")), process)
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum, stderr
+    assert "Traceback" not in stderr, stderr
+    assert "resume with: rltool train --resume" in stdout
+    info = json.loads((run / "train.json").read_text())
+    assert info["status"] == "interrupted"
+    assert (run / "model.zip").is_file()
+    steps = sorted(int(p.name[5:]) for p in (run / "checkpoints").glob("step-*"))
+    assert steps[-1] == info["num_timesteps"]
+
+
+def test_stop_signal_to_seeds_parent_saves_every_seed(folder: Path) -> None:
+    (folder / "slow.yaml").write_text(SLOW_CONFIG)
+    runs = folder / "models" / "ppo-fault_envs_PlainEnv"
+    process = start(
+        "train", "slow.yaml", "--seeds", "0,1", "--jobs", "2", "--no-progress", "--eval-freq", "0", cwd=folder
+    )
+    wait_for(lambda: len(list(runs.glob("run-*/monitor/*.csv"))) >= 2, process)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=180)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    for seed_run in (runs / "run-1", runs / "run-2"):
+        assert json.loads((seed_run / "train.json").read_text())["status"] == "interrupted", stdout
+        assert (seed_run / "model.zip").is_file()

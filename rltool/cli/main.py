@@ -111,8 +111,13 @@ def train(
         int | None, typer.Option("--jobs", help="Parallel seeds (default: one per core).")
     ] = None,
 ) -> None:
-    """Train an agent from a config; the run folder goes under models/<algo>-<env>/run-N/."""
-    with user_errors():
+    """Train an agent from a config; the run folder goes under models/<algo>-<env>/run-N/.
+
+    SIGTERM and SIGHUP stop it like Ctrl-C (model, checkpoint and train.json saved), exit 128+signal.
+    """
+    from rltool.signals import exit_code, stop_signals_interrupt
+
+    with user_errors(), stop_signals_interrupt():
         from rltool.config import load_config
 
         if config is None and resume is None:
@@ -161,7 +166,7 @@ def train(
                 env=env, algo=algo, overrides=params or (), n_timesteps=n_timesteps, n_envs=n_envs, seed=seed
             )
             code = train_seeds(config, parse_seeds(seeds), jobs, load_kwargs, options, report=typer.echo)
-            raise typer.Exit(code=code)
+            raise typer.Exit(code=exit_code() if code == 130 else code)
         if resume is not None:
             from rltool.resume import resume as resume_run
 
@@ -171,7 +176,7 @@ def train(
         else:
             result = run_training(experiment, options, report=typer.echo)
         if result.status == "interrupted":
-            raise typer.Exit(code=130)
+            raise typer.Exit(code=exit_code())
 
 
 @app.command("eval")
@@ -275,8 +280,10 @@ def run() -> None:
     try:
         app()
     except KeyboardInterrupt:
+        from rltool.signals import exit_code
+
         echo_error("interrupted")
-        sys.exit(130)
+        sys.exit(exit_code())
 
 
 if __name__ == "__main__":
