@@ -19,6 +19,7 @@ from rltool.config import ExperimentConfig, config_to_yaml, load_config
 from rltool.errors import ConfigError, ModelLoadError, RltoolError, UnsafeFileError
 from rltool.failures import StartupError, startup_error
 from rltool.fileio import write_text
+from rltool.runlock import hold_run_lock
 from rltool.train import (
     Report,
     TrainOptions,
@@ -146,6 +147,28 @@ def resume(
     report: Report = print,
     extra_callbacks: list[Any] | None = None,
 ) -> TrainResult | None:
+    """Continue ``run_dir``, holding its writer's lock: see :func:`_resume_locked` for the parameters.
+
+    :raises RunLockedError: another process (a training or another resume) writes ``run_dir``.
+    """
+    if n_timesteps is not None and n_timesteps < 1:
+        raise ConfigError(f"--n-timesteps: must be >= 1, got {n_timesteps}")
+    if not run_dir.is_dir():
+        raise ModelLoadError(f"{run_dir}: no such run folder")
+    with hold_run_lock(run_dir):
+        return _resume_locked(
+            run_dir, options, n_timesteps=n_timesteps, report=report, extra_callbacks=extra_callbacks
+        )
+
+
+def _resume_locked(
+    run_dir: Path,
+    options: TrainOptions = TrainOptions(),
+    *,
+    n_timesteps: int | None = None,
+    report: Report = print,
+    extra_callbacks: list[Any] | None = None,
+) -> TrainResult | None:
     """Continue ``run_dir`` until its config's total ``n_timesteps`` (or a larger ``n_timesteps``).
 
     Checkpoints are tried newest first; one that fails to load is skipped (and reported), but
@@ -200,7 +223,7 @@ def resume(
             except BaseException:
                 env.close()
                 raise
-        except UnsafeFileError:
+        except (UnsafeFileError, KeyboardInterrupt):
             _remove_monitor_files(run_dir, prefix, config.n_envs)
             raise
         except RltoolError as error:

@@ -20,6 +20,7 @@ from rltool.config import ExperimentConfig, config_to_yaml
 from rltool.errors import OutputError, RltoolError, TrainingDivergedError
 from rltool.failures import StartupError, startup_error, training_failure
 from rltool.fileio import check_writable_folder, write_json, write_text
+from rltool.runlock import hold_run_lock
 from rltool.signals import disarm as disarm_stop_signals
 
 Report = Callable[[str], None]
@@ -211,14 +212,30 @@ def train(
     :param report: where to print progress lines.
     :param extra_callbacks: more SB3 callbacks (e.g. a progress reporter of a multi-seed parent).
     :return: the run's summary; the run folder holds everything.
+    :raises RunLockedError: another process writes ``options.run_dir``.
     """
-    from rltool.algos import build_model
-
     threads = set_threads(options.threads)
     created = options.run_dir is None
     new_parent = created and not (options.log_folder / config.run_name).exists()
     run_dir = options.run_dir or create_run_dir(options.log_folder, config.run_name)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with hold_run_lock(run_dir):  # one writer per run folder
+        return _train_in(config, options, report, extra_callbacks, run_dir, created, new_parent, threads)
+
+
+def _train_in(
+    config: ExperimentConfig,
+    options: TrainOptions,
+    report: Report,
+    extra_callbacks: list[Any] | None,
+    run_dir: Path,
+    created: bool,
+    new_parent: bool,
+    threads: int,
+) -> TrainResult:
+    """Build env and model, write config.yaml and learn: :func:`train` once its folder is locked."""
+    from rltool.algos import build_model
+
     try:
         try:
             env = build_env(config, run_dir, options)
@@ -234,7 +251,7 @@ def train(
             if isinstance(error, Exception) and not isinstance(error, RltoolError):
                 raise startup_error(config, error, "model", "building the model") from None
             raise
-    except RltoolError:
+    except (RltoolError, KeyboardInterrupt):
         if created:  # nothing was trained: leave no half-made run folder behind
             remove_run_dir(run_dir, new_parent)
         raise

@@ -165,3 +165,68 @@ def test_stop_signal_to_seeds_parent_saves_every_seed(folder: Path) -> None:
     for seed_run in (runs / "run-1", runs / "run-2"):
         assert json.loads((seed_run / "train.json").read_text())["status"] == "interrupted", stdout
         assert (seed_run / "model.zip").is_file()
+
+
+def interrupted_run(folder: Path) -> Path:
+    """:return: a run of the slow config stopped by SIGTERM after its first checkpoint (much budget left)."""
+    (folder / "slow.yaml").write_text(SLOW_CONFIG)
+    run = folder / "models" / "ppo-fault_envs_PlainEnv" / "run-1"
+    process = start(
+        "train", "slow.yaml", "--no-progress", "--eval-freq", "0", "--save-freq", "64", cwd=folder
+    )
+    wait_for(lambda: any((run / "checkpoints").glob("step-*")), process)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stdout + stderr
+    return run
+
+
+def test_resume_while_the_original_trains_is_refused_naming_it(folder: Path) -> None:
+    (folder / "slow.yaml").write_text(SLOW_CONFIG)
+    run = folder / "models" / "ppo-fault_envs_PlainEnv" / "run-1"
+    original = start(
+        "train", "slow.yaml", "--no-progress", "--eval-freq", "0", "--save-freq", "64", cwd=folder
+    )
+    try:
+        wait_for(lambda: any((run / "checkpoints").glob("step-*")), original)
+        before = sorted(p.name for p in (run / "monitor").iterdir())
+        second = rltool("train", "--resume", run, "--no-progress", cwd=folder)
+        line = error_line(second, 2, second.returncode)
+        assert f"another writer holds it: pid {original.pid} (rltool train slow.yaml" in line, line
+        assert sorted(p.name for p in (run / "monitor").iterdir()) == before  # no second Monitor segment
+    finally:
+        original.send_signal(signal.SIGTERM)
+        original.communicate(timeout=120)
+    assert original.returncode == 128 + signal.SIGTERM
+    assert json.loads((run / "train.json").read_text())["pid"] == original.pid
+
+
+def test_two_concurrent_resumes_one_refused_and_no_stale_lock_after_kill_9(folder: Path) -> None:
+    run = interrupted_run(folder)
+    resumes = [
+        start("train", "--resume", run, "--no-progress", "--eval-freq", "0", cwd=folder) for _ in range(2)
+    ]
+    try:
+        wait_for(lambda: any(p.poll() is not None for p in resumes), resumes[0], timeout=120)
+    except BaseException:
+        for process in resumes:
+            process.kill()
+        raise
+    refused = next(p for p in resumes if p.poll() is not None)
+    winner = next(p for p in resumes if p is not refused)
+    line = error_line(refused.communicate(timeout=60), 2, refused.returncode)
+    assert f"another writer holds it: pid {winner.pid} (rltool train --resume" in line, line
+    winner.kill()  # kill -9: the lock dies with its process
+    winner.communicate(timeout=60)
+    segments = set((run / "monitor").glob("train-seg*-0.monitor.csv"))
+    third = start("train", "--resume", run, "--no-progress", "--eval-freq", "0", cwd=folder)
+
+    def third_learns() -> bool:  # its Monitor file has a finished episode (2 header lines + 1)
+        new = set((run / "monitor").glob("train-seg*-0.monitor.csv")) - segments
+        return any(len(path.read_text().splitlines()) > 2 for path in new)
+
+    wait_for(third_learns, third)
+    third.send_signal(signal.SIGTERM)
+    stdout, stderr = third.communicate(timeout=120)
+    assert third.returncode == 128 + signal.SIGTERM, stderr
+    assert "resuming" in stdout

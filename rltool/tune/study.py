@@ -42,6 +42,7 @@ from optuna.trial import TrialState
 from rltool.config import ExperimentConfig, config_to_yaml, parse_override
 from rltool.errors import ConfigError, RltoolError, TrainingDivergedError, first_line
 from rltool.fileio import atomic_path, check_writable_folder, write_json, write_text
+from rltool.runlock import hold_run_lock
 from rltool.tune.samplers import CONFIG_FIELDS, SAMPLERS
 
 Report = Callable[[str], None]
@@ -1092,7 +1093,8 @@ def tune(config: ExperimentConfig, options: TuneOptions, report: Report = print)
     if state.stop_reason:
         report(f"stopped: {state.stop_reason}")
     try:
-        files, best_value = write_results(study, config, options, folder, report)
+        with hold_run_lock(folder, blocking=True):  # workers of one study write their results in turn
+            files, best_value = write_results(study, config, options, folder, report)
     except KeyboardInterrupt:
         files, best_value, state.interrupted = [], None, True
     for path in files:
