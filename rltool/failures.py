@@ -9,11 +9,15 @@ After that, an exception is a failure of the run: the full traceback goes to
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rltool.errors import ConfigError, RltoolError, first_line
+from rltool.errors import ConfigError, OutputError, RltoolError, first_line
 
 #: file names of the libraries' modules that build networks from ``policy_kwargs``
 _POLICY_MODULES = ("policies.py", "torch_layers.py", "/torch/nn/", "distributions.py")
@@ -99,3 +103,57 @@ def training_failure(run_dir: Path, error: BaseException, step: int) -> Training
     return TrainingFailedError(
         f"training failed at step {step}: {type(error).__name__}: {first_line(error)}{pointer}"
     )
+
+
+class DiskFaultError(OutputError):
+    """The run folder could not be written (full disk, read-only, deleted) while training."""
+
+    exit_code = 1
+
+
+def disk_failure(run_dir: Path, error: BaseException, step: int, write_status: Any) -> DiskFaultError:
+    """:return: the one-line error for a write that failed at ``step``, saying what was kept.
+
+    :param run_dir: the run folder.
+    :param error: an :class:`OSError` or :class:`OutputError`.
+    :param step: the step training stopped at.
+    :param write_status: called with ``"failed"`` to update train.json (its own errors are ignored).
+    """
+    from rltool.callbacks import checkpoint_dirs
+
+    if isinstance(error, OSError):
+        path = os.fsdecode(error.filename) if error.filename else run_dir
+        what = f"{path}: {error.strerror or first_line(error)}"
+    else:
+        what = first_line(error)
+    if not run_dir.is_dir():
+        kept = f"the run folder {run_dir} was deleted, so nothing was kept"
+    else:
+        with contextlib.suppress(OSError, RltoolError):
+            write_status("failed")
+        checkpoints = checkpoint_dirs(run_dir)
+        kept = (
+            f"the last complete checkpoint is {checkpoints[-1].name} (rltool train --resume {run_dir})"
+            if checkpoints
+            else "no checkpoint was complete (train with --save-freq N to keep some)"
+        )
+    return DiskFaultError(f"{what}; training stopped at step {step}; {kept}")
+
+
+@contextlib.contextmanager
+def quiet_writer_threads() -> Iterator[None]:
+    """Within the block, an OSError in a background writer thread (TensorBoard's) prints nothing.
+
+    The same error reaches the main thread at the writer's next call, where it becomes one line.
+    """
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if not isinstance(args.exc_value, OSError):
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous

@@ -18,7 +18,13 @@ from typing import Any
 
 from rltool.config import ExperimentConfig, config_to_yaml
 from rltool.errors import OutputError, RltoolError, TrainingDivergedError
-from rltool.failures import StartupError, startup_error, training_failure
+from rltool.failures import (
+    StartupError,
+    disk_failure,
+    quiet_writer_threads,
+    startup_error,
+    training_failure,
+)
 from rltool.fileio import check_writable_folder, write_json, write_text
 from rltool.runlock import hold_run_lock
 from rltool.signals import disarm as disarm_stop_signals
@@ -43,6 +49,8 @@ class TrainOptions:
     :param trust_pickles: load pickled files without the restricted unpickler (resume).
     :param verbose: SB3 verbosity.
     :param run_dir: use exactly this (new, empty) run folder instead of the next ``run-N``.
+    :param keep_checkpoints: checkpoints kept, the newest (0: all).
+    :param keep_replay_buffers: keep the replay buffer of every kept checkpoint, not only the newest.
     """
 
     log_folder: Path = Path("models")
@@ -58,6 +66,8 @@ class TrainOptions:
     trust_pickles: bool = False
     verbose: int = 0
     run_dir: Path | None = None
+    keep_checkpoints: int = 3
+    keep_replay_buffers: bool = False
 
 
 @dataclass
@@ -319,6 +329,12 @@ def run_learning(
         NanGuardCallback,
         PeriodicEvalCallback,
         ProgressCallback,
+        RunFolderGuardCallback,
+        check_run_folder,
+        checkpoint_dirs,
+        describe_checkpoint,
+        folder_bytes,
+        prune_checkpoints,
         save_model,
         save_vecnormalize,
         weights_finite,
@@ -348,6 +364,9 @@ def run_learning(
             "versions": package_versions(),
             "pid": os.getpid(),
             "final_eval": final_eval,
+            "checkpoints": [
+                {"name": folder.name, "bytes": folder_bytes(folder)} for folder in checkpoint_dirs(run_dir)
+            ],
             "segments": [
                 *previous.get("segments", []),
                 {"start": start_steps, "end": int(model.num_timesteps), "wall_time_s": round(wall_time, 3)},
@@ -362,6 +381,13 @@ def run_learning(
 
     def unexpected(error: Exception) -> RltoolError:
         """One line for an exception of torch, gymnasium or user code during learning."""
+        if isinstance(error, (OSError, OutputError)):  # full disk, read-only or deleted folder
+            return disk_failure(
+                run_dir,
+                error,
+                int(model.num_timesteps),
+                lambda s: write_info(s, time.perf_counter() - started),
+            )
         if not first_step.done:  # the env's first reset or step, or the first forward pass
             return startup_error(config, error, "learn", "the first training step")
         failure = training_failure(run_dir, error, int(model.num_timesteps))
@@ -370,7 +396,7 @@ def run_learning(
         return failure
 
     first_step = FirstStepCallback()
-    callbacks: list[Any] = [first_step, NanGuardCallback()]
+    callbacks: list[Any] = [first_step, NanGuardCallback(), RunFolderGuardCallback(run_dir)]
     eval_env = None
     if options.eval_freq > 0:
         eval_env = _eval_env(config, run_dir, options, reset_num_timesteps)
@@ -382,6 +408,8 @@ def run_learning(
                 options.save_freq,
                 report,
                 on_checkpoint=lambda _: write_info("running", time.perf_counter() - started),
+                keep=options.keep_checkpoints,
+                keep_replay_buffers=options.keep_replay_buffers,
             )
         )
     callbacks += _config_callbacks(config, options) + list(extra_callbacks or [])
@@ -391,12 +419,13 @@ def run_learning(
     status = "finished"
     try:
         try:
-            model.learn(
-                total_timesteps=remaining,
-                callback=CallbackList(callbacks),
-                tb_log_name=config.algo,
-                reset_num_timesteps=reset_num_timesteps,
-            )
+            with quiet_writer_threads():  # TensorBoard's writer thread: its OSError surfaces here too
+                model.learn(
+                    total_timesteps=remaining,
+                    callback=CallbackList(callbacks),
+                    tb_log_name=config.algo,
+                    reset_num_timesteps=reset_num_timesteps,
+                )
         except KeyboardInterrupt:
             status = "interrupted"
         except TrainingDivergedError as error:
@@ -409,6 +438,8 @@ def run_learning(
                 f"training diverged at step {model.num_timesteps}: the policy produced NaN values "
                 "(lower the learning rate); the last checkpoint is kept"
             ) from None
+        except OutputError as error:
+            raise unexpected(error) from None
         except RltoolError:
             raise
         except Exception as error:
@@ -425,12 +456,18 @@ def run_learning(
                 "(lower the learning rate or clip gradients); the last checkpoint is kept"
             )
 
-        save_model(model, run_dir / "model.zip")
-        save_vecnormalize(model.get_env(), run_dir / "vecnormalize.pkl")
-        if status == "interrupted" or options.save_freq > 0:
-            # a finished run's last checkpoint is its final state (replay buffer included), so
-            # ``--resume -n MORE`` continues from there
-            folder, _ = write_checkpoint(model, run_dir)
+        try:
+            check_run_folder(run_dir)
+            save_model(model, run_dir / "model.zip")
+            save_vecnormalize(model.get_env(), run_dir / "vecnormalize.pkl")
+            if status == "interrupted" or options.save_freq > 0:
+                # a finished run's last checkpoint is its final state (replay buffer included), so
+                # ``--resume -n MORE`` continues from there
+                folder, _ = write_checkpoint(model, run_dir)
+                report(describe_checkpoint(folder))
+                prune_checkpoints(run_dir, options.keep_checkpoints, options.keep_replay_buffers)
+        except (OSError, OutputError) as error:
+            raise unexpected(error) from None
         if status == "interrupted":
             report(f"interrupted at step {model.num_timesteps}: saved {run_dir / 'model.zip'} and {folder}")
             report(f"resume with: rltool train --resume {run_dir}")

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -230,3 +231,130 @@ def test_two_concurrent_resumes_one_refused_and_no_stale_lock_after_kill_9(folde
     stdout, stderr = third.communicate(timeout=120)
     assert third.returncode == 128 + signal.SIGTERM, stderr
     assert "resuming" in stdout
+
+
+def test_checkpoints_are_pruned_to_the_newest_k_with_one_replay_buffer_and_resume(folder: Path) -> None:
+    (folder / "dqn.yaml").write_text(
+        "env: CartPole-v1\nalgo: dqn\nseed: 0\nn_timesteps: 600\nbuffer_size: 2000\nlearning_starts: 100\n"
+    )
+    common = ["--no-progress", "--eval-freq", "0", "--no-tensorboard", "--save-freq", "100"]
+    first = rltool("train", "dqn.yaml", *common, "--keep-checkpoints", "2", cwd=folder)
+    assert first.returncode == 0, first.stderr
+    run = folder / "models" / "dqn-CartPole-v1" / "run-1"
+    checkpoints = sorted((run / "checkpoints").iterdir())
+    assert [p.name for p in checkpoints] == ["step-000000000500", "step-000000000600"]
+    assert [p.name for p in (run / "checkpoints").glob("*/replay_buffer.pkl")] == ["replay_buffer.pkl"]
+    assert (checkpoints[-1] / "replay_buffer.pkl").is_file()
+    assert first.stdout.count("checkpoint step-") >= 6 and " MiB (replay buffer " in first.stdout
+    recorded = json.loads((run / "train.json").read_text())["checkpoints"]
+    assert [entry["name"] for entry in recorded] == [p.name for p in checkpoints]
+    assert all(entry["bytes"] > 1000 for entry in recorded)
+
+    resumed = rltool("train", "--resume", run, "-n", "800", *common[:-2], "--save-freq", "100", cwd=folder)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "from checkpoint step-000000000600" in resumed.stdout and "replay buffer: " in resumed.stdout
+    assert json.loads((run / "train.json").read_text())["num_timesteps"] == 800
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert len(names) == 3 and names[-1] == "step-000000000800"  # the default keeps 3
+    assert len(list((run / "checkpoints").glob("*/replay_buffer.pkl"))) == 1
+
+
+def leftovers(run: Path) -> list[Path]:
+    """:return: temporary files and staging folders of interrupted writes under ``run``."""
+    return [path for path in run.rglob(".*") if path.name != ".rltool.lock"]
+
+
+@pytest.fixture
+def tmpfs(folder: Path) -> Iterator[Path]:
+    """A 24 MiB tmpfs mounted inside ``folder`` (root only), unmounted afterwards."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = folder / "mnt"
+    mount.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    try:
+        (mount / "fault_envs.py").write_text(ENVS)
+        yield mount
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(mount)], capture_output=True)
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def fill(disk: Path) -> None:
+    """Write a file on ``disk`` until it is full."""
+    with open(disk / "filler", "wb") as filler:
+        try:
+            while True:
+                filler.write(b"\0" * 2**20)
+                filler.flush()
+        except OSError:
+            pass
+
+
+def test_full_disk_ends_with_one_line_naming_the_last_complete_checkpoint(tmpfs: Path) -> None:
+    (tmpfs / "slow.yaml").write_text(SLOW_CONFIG)
+    run = tmpfs / "models" / "ppo-fault_envs_PlainEnv" / "run-1"
+    process = start("train", "slow.yaml", "--no-progress", "--eval-freq", "0", "--save-freq", "64", cwd=tmpfs)
+    wait_for(lambda: any((run / "checkpoints").glob("step-*")), process)
+    fill(tmpfs)
+    stdout, stderr = process.communicate(timeout=120)
+    line = error_line((stdout, stderr), 1, process.returncode)
+    assert "No space left on device; training stopped at step" in line, line
+    kept = line.split("the last complete checkpoint is ")[1].split()[0]
+    assert (run / "checkpoints" / kept / "model.zip").is_file()
+    assert leftovers(run) == []
+    (tmpfs / "filler").unlink()  # with room again, the run resumes from what was kept
+    resumed = start("train", "--resume", run, "--no-progress", "--eval-freq", "0", cwd=tmpfs)
+    segment = run / "monitor" / "train-seg2-0.monitor.csv"
+    wait_for(lambda: segment.exists() and len(segment.read_text().splitlines()) > 2, resumed)
+    resumed.send_signal(signal.SIGTERM)
+    stdout, stderr = resumed.communicate(timeout=120)
+    assert resumed.returncode == 128 + signal.SIGTERM and f"from checkpoint {kept}" in stdout, stderr
+
+
+def test_read_only_disk_refuses_resume_and_train_in_one_line(tmpfs: Path) -> None:
+    (tmpfs / "tiny.yaml").write_text(
+        "env: fault_envs:PlainEnv\nalgo: ppo\nn_timesteps: 64\nn_steps: 32\nbatch_size: 32\n"
+    )
+    done = rltool("train", "tiny.yaml", "--no-progress", "--eval-freq", "0", cwd=tmpfs)
+    assert done.returncode == 0, done.stderr
+    run = tmpfs / "models" / "ppo-fault_envs_PlainEnv" / "run-1"
+    remount = subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], capture_output=True, text=True)
+    if remount.returncode != 0:
+        pytest.skip(f"cannot remount read-only: {remount.stderr.strip()}")
+    before = snapshot(tmpfs)
+    resumed = rltool("train", "--resume", run, "-n", "128", "--no-progress", cwd=tmpfs)
+    line = error_line(resumed, 2, resumed.returncode)
+    assert f"{Path('models/ppo-fault_envs_PlainEnv/run-1')}: cannot write (Read-only file system)" in line
+    again = rltool("train", "tiny.yaml", "--no-progress", cwd=tmpfs)
+    assert "models/ppo-fault_envs_PlainEnv: not writable" in error_line(again, 2, again.returncode)
+    assert snapshot(tmpfs) == before
+
+
+def test_run_folder_deleted_while_training_ends_with_one_line(folder: Path) -> None:
+    import shutil
+
+    (folder / "slow.yaml").write_text(SLOW_CONFIG)
+    run = folder / "models" / "ppo-fault_envs_PlainEnv" / "run-1"
+    process = start(
+        "train", "slow.yaml", "--no-progress", "--eval-freq", "0", "--save-freq", "64", cwd=folder
+    )
+    wait_for(lambda: any((run / "checkpoints").glob("step-*")), process)
+    shutil.rmtree(run)
+    stdout, stderr = process.communicate(timeout=120)
+    line = error_line((stdout, stderr), 1, process.returncode)
+    assert f"the run folder {Path('models/ppo-fault_envs_PlainEnv/run-1')} was deleted" in line, line
+    assert not run.exists()  # not recreated
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """:return: every file under ``folder`` with its mtime and size."""
+    return {
+        str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size)
+        for p in folder.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }

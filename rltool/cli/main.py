@@ -100,6 +100,15 @@ def train(
         int, typer.Option("--eval-episodes", help="Episodes per periodic evaluation.")
     ] = 5,
     save_freq: Annotated[int, typer.Option("--save-freq", help="Checkpoint every N steps (0: off).")] = 0,
+    keep_checkpoints: Annotated[
+        int, typer.Option("--keep-checkpoints", help="Keep the newest K checkpoints (0: all).")
+    ] = 3,
+    keep_replay_buffers: Annotated[
+        bool,
+        typer.Option(
+            "--keep-replay-buffers", help="Keep every kept checkpoint's replay buffer, not only the newest's."
+        ),
+    ] = False,
     threads: Annotated[
         int | None, typer.Option("--threads", help="Torch threads (default 1 on CPU).")
     ] = None,
@@ -142,7 +151,11 @@ def train(
             )
         if vec_env not in (None, "dummy", "subproc"):
             raise RltoolError(f"--vec-env: expected dummy or subproc, got '{vec_env}'")
-        for name, value in (("--eval-freq", eval_freq), ("--save-freq", save_freq)):
+        for name, value in (
+            ("--eval-freq", eval_freq),
+            ("--save-freq", save_freq),
+            ("--keep-checkpoints", keep_checkpoints),
+        ):
             if value < 0:
                 raise RltoolError(f"{name}: must be >= 0, got {value}")
         if resume is None and seeds is None:
@@ -163,6 +176,8 @@ def train(
             eval_freq=eval_freq,
             eval_episodes=eval_episodes,
             save_freq=save_freq,
+            keep_checkpoints=keep_checkpoints,
+            keep_replay_buffers=keep_replay_buffers,
             progress=progress,
             tensorboard=tensorboard,
             threads=threads,
