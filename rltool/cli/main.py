@@ -158,6 +158,9 @@ def train(
         ):
             if value < 0:
                 raise RltoolError(f"{name}: must be >= 0, got {value}")
+        for name, value in (("--eval-episodes", eval_episodes), ("--threads", threads), ("--jobs", jobs)):
+            if value is not None and value < 1:
+                raise RltoolError(f"{name}: must be >= 1, got {value}")
         if resume is None and seeds is None:
             experiment = load_config(
                 config,
@@ -278,6 +281,8 @@ def record_video_command(
 
         if length < 1:
             raise RltoolError(f"--length: must be >= 1, got {length}")
+        if fps is not None and fps < 1:
+            raise RltoolError(f"--fps: must be >= 1, got {fps}")
         model_target = resolve_target(target, env=env, algo=algo, log_folder=log_folder, best=best)
         path = record_video(
             model_target,
