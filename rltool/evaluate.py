@@ -31,7 +31,10 @@ class ModelTarget:
 def latest_run(parent: Path) -> Path | None:
     """:return: the highest-numbered ``run-N`` folder under ``parent`` that holds a model, or None."""
     runs = [
-        p for p in parent.glob("run-*") if p.name[4:].isdigit() and any((p / f).exists() for f in MODEL_FILES)
+        p
+        for p in parent.glob("run-*")
+        if p.name[4:].isdigit()
+        and (any((p / f).exists() for f in MODEL_FILES) or newest_checkpoint_model(p) is not None)
     ]
     return max(runs, key=lambda p: int(p.name[4:]), default=None)
 
@@ -84,9 +87,10 @@ def resolve_target(
     if path.suffix != ".zip":
         raise ModelLoadError(f"{path}: expected a config (.yaml), a run folder or a model .zip")
     run_dir = _run_dir_of(path)
-    if run_dir is not None and env is None:
+    if run_dir is not None:
         config = _run_config(run_dir)
-        return ModelTarget(path, config, run_dir, _vecnormalize_beside(path, run_dir))
+        if env is None or (env == config.env and algo in (None, config.algo)):  # same answer as the folder
+            return ModelTarget(path, config, run_dir, _vecnormalize_beside(path, run_dir))
     if env is None or algo is None:
         raise ConfigError(
             f"{path}: a model zip outside a run folder needs --env and --algo (e.g. --env CartPole-v1 --algo ppo)"
@@ -138,7 +142,22 @@ def _from_run_dir(run_dir: Path, best: bool) -> ModelTarget:
     for name in order:
         if (run_dir / name).exists():
             return ModelTarget(run_dir / name, config, run_dir, _vecnormalize_beside(run_dir / name, run_dir))
+    checkpoint = newest_checkpoint_model(run_dir)
+    if checkpoint is not None:  # killed before its first save: its newest complete checkpoint
+        statistics = checkpoint.parent / "vecnormalize.pkl"
+        return ModelTarget(checkpoint, config, run_dir, statistics if statistics.exists() else None)
     raise ModelLoadError(f"{run_dir}: holds no model.zip (was training stopped before the first save?)")
+
+
+def newest_checkpoint_model(run_dir: Path) -> Path | None:
+    """:return: ``model.zip`` of the newest complete checkpoint of ``run_dir``, or None."""
+    steps = [
+        folder
+        for folder in (run_dir / "checkpoints").glob("step-*")
+        if folder.name[5:].isdigit() and (folder / "model.zip").is_file()
+    ]
+    newest = max(steps, key=lambda folder: int(folder.name[5:]), default=None)
+    return None if newest is None else newest / "model.zip"
 
 
 def _bare_config(model_path: Path, env: str, algo: str) -> ExperimentConfig:

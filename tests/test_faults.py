@@ -358,3 +358,44 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
         for p in folder.rglob("*")
         if p.is_file() and "__pycache__" not in p.parts
     }
+
+
+def test_every_path_to_a_model_gives_the_same_evaluation_and_checkpoints_stand_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from rltool.cli.main import app
+
+    runner = CliRunner()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "n.yaml").write_text(
+        "env: CartPole-v1\nalgo: ppo\nseed: 1\nn_timesteps: 256\nn_steps: 64\nbatch_size: 64\nnormalize: true\n"
+    )
+    common = ["--no-progress", "--no-tensorboard", "--eval-freq", "128", "--save-freq", "128"]
+    assert runner.invoke(app, ["train", "n.yaml", *common]).exit_code == 0
+    run = "models/ppo-CartPole-v1/run-1"
+
+    def rewards(*target: str) -> list[float]:
+        result = runner.invoke(app, ["eval", *target, "--episodes", "2", "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["episode_rewards"]
+
+    final = rewards(run)
+    assert rewards(f"{run}/model.zip") == final
+    assert rewards(f"{run}/model.zip", "--env", "CartPole-v1") == final  # same env: the run's config
+    assert rewards("n.yaml") == final
+    assert rewards(f"{run}/best_model.zip") == rewards(run, "--best")
+
+    # a run killed before its first save: only its checkpoints remain
+    shutil.copytree(run, "models/ppo-CartPole-v1/run-2")
+    killed = Path("models/ppo-CartPole-v1/run-2")
+    for name in ("model.zip", "best_model.zip", "vecnormalize.pkl", "train.json"):
+        (killed / name).unlink()
+    newest = sorted((killed / "checkpoints").iterdir())[-1]
+    result = runner.invoke(app, ["eval", str(killed), "--episodes", "2"])
+    assert result.exit_code == 0 and f"model: {newest / 'model.zip'}" in result.stdout, result.output
+    video = runner.invoke(app, ["record-video", str(killed), "--length", "20", "-o", "killed.mp4"])
+    assert video.exit_code == 0 and Path("killed.mp4").stat().st_size > 0, video.output
