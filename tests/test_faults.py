@@ -399,3 +399,43 @@ def test_every_path_to_a_model_gives_the_same_evaluation_and_checkpoints_stand_i
     assert result.exit_code == 0 and f"model: {newest / 'model.zip'}" in result.stdout, result.output
     video = runner.invoke(app, ["record-video", str(killed), "--length", "20", "-o", "killed.mp4"])
     assert video.exit_code == 0 and Path("killed.mp4").stat().st_size > 0, video.output
+
+
+def test_plot_and_report_skip_runs_without_episodes_and_list_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from rltool.cli.main import app
+
+    runner = CliRunner()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.yaml").write_text(
+        "env: CartPole-v1\nalgo: ppo\nseed: 1\nn_timesteps: 256\nn_steps: 64\nbatch_size: 64\n"
+    )
+    common = ["--no-progress", "--no-tensorboard", "--eval-freq", "0", "--seed"]
+    assert runner.invoke(app, ["train", "c.yaml", *common, "1"]).exit_code == 0
+    runs = Path("models/ppo-CartPole-v1")
+    shutil.copytree(runs / "run-1", runs / "run-2")  # a crashed run: no finished episode, no final eval
+    for monitor in (runs / "run-2" / "monitor").glob("*.csv"):
+        monitor.write_text(monitor.read_text().splitlines()[0] + "\nr,l,t\n")
+    info = json.loads((runs / "run-2" / "train.json").read_text())
+    (runs / "run-2" / "train.json").write_text(json.dumps({**info, "final_eval": None, "seed": 2}))
+    shutil.copytree(runs / "run-2", runs / "run-3")  # a broken monitor file
+    (runs / "run-3" / "monitor" / "train-0.monitor.csv").write_bytes(b"\x00\xff garbage")
+    (runs / "run-3" / "train.json").write_text(json.dumps({**info, "final_eval": None, "seed": 3}))
+
+    plotted = runner.invoke(app, ["plot", str(runs), "-o", "p.png"])
+    assert plotted.exit_code == 0, plotted.output
+    assert Path("p.png").stat().st_size > 0 and "1 run(s)" in plotted.stdout
+    assert "note: skipped models/ppo-CartPole-v1/run-2" in plotted.stdout, plotted.stdout
+    assert "note: skipped models/ppo-CartPole-v1/run-3" in plotted.stdout, plotted.stdout
+
+    reported = runner.invoke(app, ["report", str(runs), "--json"])
+    assert reported.exit_code == 0, reported.output
+    rows = json.loads(reported.stdout)
+    assert [row["n_seeds"] for row in rows] == [1]
+    assert "note: skipped models/ppo-CartPole-v1/run-2" in reported.stderr
+    assert "note: skipped models/ppo-CartPole-v1/run-3" in reported.stderr
