@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
-from rltool.errors import TrainingDivergedError
+from rltool.errors import OutputError, TrainingDivergedError
 from rltool.fileio import atomic_path, write_bytes
 
 
@@ -178,6 +179,7 @@ class PeriodicEvalCallback(BaseCallback):
         self.results.append(rewards)
         self.lengths.append(lengths)
         if self.run_dir is not None:
+            check_run_folder(self.run_dir)  # never recreate a deleted run folder
             self._write_npz()
             if mean_reward > self.best_mean_reward:
                 save_model(self.model, self.run_dir / "best_model.zip")
@@ -261,13 +263,58 @@ def write_checkpoint(model: Any, run_dir: Path, *, keep_replay_buffer: bool = Tr
     return final, buffer_bytes
 
 
+def folder_bytes(folder: Path) -> int:
+    """:return: the total size of the files in ``folder`` (recursively)."""
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def _remove_folder(folder: Path) -> None:
+    """Delete ``folder``: first renamed to a hidden name, so no half-deleted ``step-N`` is ever seen."""
+    hidden = folder.parent / f".old-{folder.name}"
+    try:
+        folder.rename(hidden)
+    except OSError:
+        return
+    shutil.rmtree(hidden, ignore_errors=True)
+
+
+def prune_checkpoints(run_dir: Path, keep: int, keep_replay_buffers: bool = False) -> list[Path]:
+    """Keep the newest ``keep`` checkpoints of a run; only the newest keeps its replay buffer.
+
+    The newest checkpoint is complete before this runs, so a run can always resume from it.
+
+    :param run_dir: the run folder.
+    :param keep: checkpoints to keep (0: all).
+    :param keep_replay_buffers: keep the replay buffers of older checkpoints too.
+    :return: the checkpoint folders deleted.
+    """
+    folders = checkpoint_dirs(run_dir)
+    removed = folders[:-keep] if keep > 0 else []
+    for folder in removed:
+        _remove_folder(folder)
+    if not keep_replay_buffers:
+        for folder in folders[len(removed) : -1]:
+            (folder / "replay_buffer.pkl").unlink(missing_ok=True)
+    return removed
+
+
+def describe_checkpoint(folder: Path) -> str:
+    """:return: e.g. ``checkpoint step-000000002048: 1.4 MiB (replay buffer 1.2 MiB)``."""
+    size = folder_bytes(folder)
+    buffer = folder / "replay_buffer.pkl"
+    extra = f" (replay buffer {buffer.stat().st_size / 2**20:.1f} MiB)" if buffer.exists() else ""
+    return f"checkpoint {folder.name}: {size / 2**20:.1f} MiB{extra}"
+
+
 class CheckpointCallback(BaseCallback):
-    """Write a complete checkpoint every ``save_freq`` total env steps.
+    """Write a complete checkpoint every ``save_freq`` total env steps, keeping the newest ``keep``.
 
     :param run_dir: the run folder.
     :param save_freq: total env steps between checkpoints.
-    :param report: where to print the replay buffer's size.
+    :param report: where to print each checkpoint's size.
     :param on_checkpoint: called with each new checkpoint folder (e.g. to refresh train.json).
+    :param keep: checkpoints to keep (0: all); see :func:`prune_checkpoints`.
+    :param keep_replay_buffers: keep the replay buffers of older checkpoints too.
     """
 
     def __init__(
@@ -276,12 +323,16 @@ class CheckpointCallback(BaseCallback):
         save_freq: int,
         report: Callable[[str], None] | None = None,
         on_checkpoint: Callable[[Path], None] | None = None,
+        keep: int = 0,
+        keep_replay_buffers: bool = False,
     ):
         super().__init__()
         self.run_dir = run_dir
         self.save_freq = save_freq
         self.report = report
         self.on_checkpoint = on_checkpoint
+        self.keep = keep
+        self.keep_replay_buffers = keep_replay_buffers
         self.next_save = 0
 
     def _on_training_start(self) -> None:
@@ -290,11 +341,56 @@ class CheckpointCallback(BaseCallback):
     def _on_step(self) -> bool:
         if self.model.num_timesteps >= self.next_save:
             self.next_save += self.save_freq
-            folder, buffer_bytes = write_checkpoint(self.model, self.run_dir)
-            if self.report is not None and buffer_bytes:
-                self.report(f"checkpoint {folder.name}: replay buffer {buffer_bytes / 2**20:.1f} MiB")
+            check_run_folder(self.run_dir)
+            folder, _ = write_checkpoint(self.model, self.run_dir)
+            if self.report is not None:
+                self.report(describe_checkpoint(folder))
+            prune_checkpoints(self.run_dir, self.keep, self.keep_replay_buffers)
             if self.on_checkpoint is not None:
                 self.on_checkpoint(folder)
+        return True
+
+
+def check_run_folder(run_dir: Path) -> None:
+    """Raise :class:`OutputError` when ``run_dir`` no longer exists (deleted under a running training)."""
+    if not run_dir.is_dir():
+        raise OutputError(f"{run_dir}: the run folder was deleted while training")
+
+
+class RunFolderGuardCallback(BaseCallback):
+    """Stop training when its run folder is deleted, instead of recreating parts of it.
+
+    Checked at most once per ``interval_s`` seconds, at the end of a rollout.
+    """
+
+    def __init__(self, run_dir: Path, interval_s: float = 1.0):
+        super().__init__()
+        self.run_dir = run_dir
+        self.interval_s = interval_s
+        self.next_check = 0.0
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        now = time.monotonic()
+        if now >= self.next_check:
+            self.next_check = now + self.interval_s
+            check_run_folder(self.run_dir)
+
+
+class FirstStepCallback(BaseCallback):
+    """Records whether the first env step of this learning segment has completed.
+
+    Until it has, an exception comes from the config (env, wrapper, network), not from training.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.done = False
+
+    def _on_step(self) -> bool:
+        self.done = True
         return True
 
 

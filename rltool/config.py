@@ -87,6 +87,27 @@ _BOOL_KEYS = frozenset(
 _DICT_KEYS = frozenset(["policy_kwargs", "replay_buffer_kwargs", "rollout_buffer_kwargs"])
 _CLASS_KEYS = frozenset(["replay_buffer_class", "rollout_buffer_class"])
 _CLASS_VALUED = frozenset(["activation_fn", "optimizer_class", "features_extractor_class"])
+# (low, low inclusive, high, high inclusive) of numeric hyperparameters; None: unbounded
+_BOUNDS: dict[str, tuple[float | None, bool, float | None, bool]] = {
+    "gamma": (0.0, False, 1.0, True),
+    "gae_lambda": (0.0, True, 1.0, True),
+    "tau": (0.0, False, 1.0, True),
+    "learning_rate": (0.0, False, None, False),
+    "clip_range": (0.0, False, None, False),
+    "clip_range_vf": (0.0, False, None, False),
+    "vf_coef": (0.0, True, None, False),
+    "ent_coef": (0.0, True, None, False),
+    "max_grad_norm": (0.0, False, None, False),
+    "exploration_fraction": (0.0, True, 1.0, True),
+    "exploration_initial_eps": (0.0, True, 1.0, True),
+    "exploration_final_eps": (0.0, True, 1.0, True),
+    "target_kl": (0.0, False, None, False),
+    "learning_starts": (0.0, True, None, False),
+    "gradient_steps": (-1.0, True, None, False),
+    "target_update_interval": (1.0, True, None, False),
+    "policy_delay": (1.0, True, None, False),
+    "noise_std": (0.0, True, None, False),
+}
 _NORMALIZE_KEYS = ("norm_obs", "norm_reward", "clip_obs", "clip_reward", "gamma", "epsilon", "norm_obs_keys")
 NOISE_TYPES = ("normal", "ornstein-uhlenbeck")
 VEC_ENV_KINDS = ("dummy", "subproc", "envpool")
@@ -134,6 +155,13 @@ class ExperimentConfig:
     algo_kwargs: dict[str, Any] = field(default_factory=dict)
     #: the file this config came from (for messages and train.json)
     source: str = "<config>"
+    #: line of each key in ``source`` (for messages only: not part of the config's identity)
+    key_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def where(self, key: str) -> str:
+        """:return: ``file:line: key`` (or ``file: key`` when the line is unknown), for messages."""
+        line = self.key_lines.get(key)
+        return f"{self.source}:{line}: {key}" if line else f"{self.source}: {key}"
 
     @property
     def normalize_kwargs(self) -> dict[str, Any] | None:
@@ -181,7 +209,27 @@ def read_yaml(path: Path) -> tuple[Any, dict[tuple[str, ...], int]]:
         raise ConfigError(f"{path}{place}: YAML syntax error: {error.problem}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: YAML error: {error}") from None
+    _refuse_duplicate_keys(node, path)
     return data, _key_lines(node)
+
+
+def _refuse_duplicate_keys(node: Any, path: Path) -> None:
+    """Raise :class:`ConfigError` naming both lines when a mapping repeats a key (YAML keeps the last)."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                line = key_node.start_mark.line + 1
+                if key_node.value in seen:
+                    raise ConfigError(
+                        f"{path}:{line}: {key_node.value}: given twice (lines {seen[key_node.value]} and "
+                        f"{line}); keep one"
+                    )
+                seen[key_node.value] = line
+            _refuse_duplicate_keys(value_node, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _refuse_duplicate_keys(item, path)
 
 
 def _key_lines(node: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
@@ -275,6 +323,7 @@ class _Checker:
         return ConfigError(f"{self.where(key)}: {message}")
 
     def integer(self, key: str, value: Any, *, minimum: int | None = None) -> int:
+        value = _number_text(value)
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
@@ -284,9 +333,23 @@ class _Checker:
         return value
 
     def number(self, key: str, value: Any) -> float:
+        value = _number_text(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(key, f"expected a number, got {value!r}")
         return float(value)
+
+    def bounded(self, key: str, value: Any) -> Any:
+        """Check a number against :data:`_BOUNDS` (schedules, strings and None pass through)."""
+        if key not in _BOUNDS or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return value
+        low, low_closed, high, high_closed = _BOUNDS[key]
+        too_low = low is not None and (value < low if low_closed else value <= low)
+        too_high = high is not None and (value > high if high_closed else value >= high)
+        if too_low or too_high:
+            left = "" if low is None else f"{low:g} {'<=' if low_closed else '<'} "
+            right = "" if high is None else f" {'<=' if high_closed else '<'} {high:g}"
+            raise self.fail(key, f"must be {left}{key}{right}, got {value}")
+        return value
 
     def boolean(self, key: str, value: Any) -> bool:
         if not isinstance(value, bool):
@@ -311,6 +374,7 @@ class _Checker:
     def schedule(self, key: str, value: Any) -> float | str:
         if is_schedule_string(value):
             return value
+        value = _number_text(value)
         if isinstance(value, str):
             raise self.fail(key, f"expected a number or a schedule such as 'lin_0.001', got {value!r}")
         return self.number(key, value)
@@ -337,9 +401,22 @@ class _Checker:
         return tuple(specs)
 
 
+def _number_text(value: Any) -> Any:
+    """Read ``"1e3"``/``"1e-3"`` as numbers, as ``-p`` does: YAML takes them for strings, the zoo writes them."""
+    if isinstance(value, str) and any(c.isdigit() for c in value):
+        with contextlib.suppress(ValueError):
+            number = float(value)
+            return int(number) if number.is_integer() and "." not in value and "e-" not in value else number
+    return value
+
+
 def _check_algo_kwarg(
     checker: _Checker, algo: str, key: str, value: Any, backend: str = DEFAULT_BACKEND
 ) -> Any:
+    return checker.bounded(key, _check_algo_kwarg_type(checker, algo, key, value, backend))
+
+
+def _check_algo_kwarg_type(checker: _Checker, algo: str, key: str, value: Any, backend: str) -> Any:
     spec = BACKENDS[backend][algo]
     if key not in spec.keywords:
         if backend != DEFAULT_BACKEND and key in ALGOS.get(algo, spec).keywords:
@@ -437,9 +514,9 @@ def _build(
     hyperparams: dict[str, Any], env: str, algo: str, checker: _Checker, source: str
 ) -> ExperimentConfig:
     if algo not in ALGOS and algo not in BACKENDS["sbx"]:
-        raise ConfigError(
-            f"{checker.path}: unknown algorithm '{algo}'{did_you_mean(algo, set(ALGOS))} "
-            f"(known: {', '.join(ALGOS)})"
+        raise checker.fail(
+            "algo",
+            f"unknown algorithm '{algo}'{did_you_mean(algo.lower(), set(ALGOS))} (known: {', '.join(ALGOS)})",
         )
     backend = _backend_of(hyperparams, checker)
     table = BACKENDS[backend]
@@ -504,9 +581,11 @@ def _build(
             raise checker.fail("noise_type", "needs 'noise_std' too")
     if noise_std is not None:
         if isinstance(noise_std, list):
-            noise_std = [checker.number("noise_std", item) for item in noise_std]
+            noise_std = [
+                checker.bounded("noise_std", checker.number("noise_std", item)) for item in noise_std
+            ]
         else:
-            noise_std = checker.number("noise_std", noise_std)
+            noise_std = checker.bounded("noise_std", checker.number("noise_std", noise_std))
 
     env_packages = values.get("env_packages") or ()
     if isinstance(env_packages, str):
@@ -545,6 +624,9 @@ def _build(
         backend=backend,
         algo_kwargs=algo_kwargs,
         source=source,
+        key_lines={
+            key[-1]: line for key, line in checker.lines.items() if key[:-1] == checker.prefix and key
+        },
     )
 
 
@@ -615,6 +697,8 @@ def load_config(
     checker = _Checker(path, lines, prefix)
     for text in overrides:
         key, value = parse_override(text)
+        if key in ("env", "algo"):
+            raise ConfigError(f"-p {text}: {key} is not a hyperparameter; pass --{key} {value} instead")
         hyperparams[key] = value
         checker.override_keys[key] = f"-p {key}"
     if n_timesteps is not None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from rltool.config import ExperimentConfig, load_config
 from rltool.errors import ConfigError, ModelLoadError, did_you_mean
-from rltool.rundir import is_run_dir, latest_run_with_model
+from rltool.rundir import is_run_dir, latest_run_with_model, newest_checkpoint_model
 
 
 @dataclass(frozen=True)
@@ -88,9 +88,10 @@ def resolve_target(
 
         return zoo_run_target(path.parent, env=env, model_path=path)
     run_dir = _run_dir_of(path)
-    if run_dir is not None and env is None:
+    if run_dir is not None:
         config = _run_config(run_dir)
-        return ModelTarget(path, config, run_dir, _vecnormalize_beside(path, run_dir))
+        if env is None or (env == config.env and algo in (None, config.algo)):  # same answer as the folder
+            return ModelTarget(path, config, run_dir, _vecnormalize_beside(path, run_dir))
     if env is None or algo is None:
         raise ConfigError(
             f"{path}: a model zip outside a run folder needs --env and --algo (e.g. --env CartPole-v1 --algo ppo)"
@@ -142,6 +143,10 @@ def _from_run_dir(run_dir: Path, best: bool) -> ModelTarget:
     for name in order:
         if (run_dir / name).exists():
             return ModelTarget(run_dir / name, config, run_dir, _vecnormalize_beside(run_dir / name, run_dir))
+    checkpoint = newest_checkpoint_model(run_dir)
+    if checkpoint is not None:  # killed before its first save: its newest complete checkpoint
+        statistics = checkpoint.parent / "vecnormalize.pkl"
+        return ModelTarget(checkpoint, config, run_dir, statistics if statistics.exists() else None)
     raise ModelLoadError(f"{run_dir}: holds no model.zip (was training stopped before the first save?)")
 
 

@@ -46,7 +46,8 @@ def atomic_path(destination: Path) -> Iterator[Path]:
         os.replace(temporary, destination)
         _fsync_folder(destination.parent)
     finally:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. the folder became read-only or was deleted
+            temporary.unlink(missing_ok=True)
 
 
 def _fsync_folder(folder: Path) -> None:

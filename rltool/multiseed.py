@@ -43,6 +43,7 @@ from rltool.config import ExperimentConfig
 from rltool.errors import ConfigError, RltoolError
 from rltool.fileio import write_text
 from rltool.rundir import RunStatus, create_run_dir
+from rltool.signals import stop_signals_counted, stop_signals_interrupt
 from rltool.train import TrainOptions, TrainResult
 from rltool.type_aliases import Report
 
@@ -166,7 +167,8 @@ def _child(index: int, config: ExperimentConfig, options: TrainOptions, messages
             messages.put(("skipped", index, None))
             return
         signal.signal(signal.SIGINT, _first_sigint_only)
-        result = train(config, options, report=report, extra_callbacks=[callback])
+        with stop_signals_interrupt():  # SIGTERM/SIGHUP sent to this child: saved as after Ctrl-C
+            result = train(config, options, report=report, extra_callbacks=[callback])
         messages.put(("done", index, result))
     except KeyboardInterrupt:  # before learning started: train() had nothing to save yet
         messages.put(("stopped", index, "interrupted before training started; the run folder is incomplete"))
@@ -307,7 +309,7 @@ class _Runner:
 
     def run(self) -> None:
         try:
-            with _sigint_counted(self.interrupts):
+            with _sigint_counted(self.interrupts), stop_signals_counted(self.interrupts):
                 while self.step():
                     pass
         finally:

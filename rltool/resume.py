@@ -16,8 +16,10 @@ from typing import Any
 
 from rltool.config import ExperimentConfig, config_to_yaml, load_config
 from rltool.errors import ConfigError, ModelLoadError, RltoolError, UnsafeFileError
+from rltool.failures import StartupError, startup_error
 from rltool.fileio import write_text
 from rltool.rundir import CONFIG_YAML, RunStatus, read_train_json
+from rltool.runlock import hold_run_lock
 from rltool.train import (
     TrainOptions,
     TrainResult,
@@ -162,6 +164,28 @@ def resume(
     report: Report = print,
     extra_callbacks: list[Any] | None = None,
 ) -> TrainResult | None:
+    """Continue ``run_dir``, holding its writer's lock: see :func:`_resume_locked` for the parameters.
+
+    :raises RunLockedError: another process (a training or another resume) writes ``run_dir``.
+    """
+    if n_timesteps is not None and n_timesteps < 1:
+        raise ConfigError(f"--n-timesteps: must be >= 1, got {n_timesteps}")
+    if not run_dir.is_dir():
+        raise ModelLoadError(f"{run_dir}: no such run folder")
+    with hold_run_lock(run_dir):
+        return _resume_locked(
+            run_dir, options, n_timesteps=n_timesteps, report=report, extra_callbacks=extra_callbacks
+        )
+
+
+def _resume_locked(
+    run_dir: Path,
+    options: TrainOptions = TrainOptions(),
+    *,
+    n_timesteps: int | None = None,
+    report: Report = print,
+    extra_callbacks: list[Any] | None = None,
+) -> TrainResult | None:
     """Continue ``run_dir`` until its config's total ``n_timesteps`` (or a larger ``n_timesteps``).
 
     Checkpoints are tried newest first; one that fails to load is skipped (and reported), but
@@ -217,12 +241,15 @@ def resume(
             except BaseException:
                 env.close()
                 raise
-        except UnsafeFileError:
+        except (UnsafeFileError, KeyboardInterrupt):
             _remove_monitor_files(run_dir, prefix, config.n_envs)
             raise
         except RltoolError as error:
             last_error = error
             report(f"skipping {point.label}: {error}")
+        except Exception as error:  # the env's own code or a wrapper: the config, not the checkpoint
+            _remove_monitor_files(run_dir, prefix, config.n_envs)
+            raise startup_error(config, error, "env", "building the env") from None
     if model is None:
         _remove_monitor_files(run_dir, prefix, config.n_envs)
         raise ModelLoadError(
@@ -269,6 +296,10 @@ def resume(
             reset_num_timesteps=False,
             extra_callbacks=extra_callbacks,
         )
+    except StartupError:
+        env.close()
+        _remove_monitor_files(run_dir, prefix, config.n_envs)
+        raise
     finally:
         env.close()
 

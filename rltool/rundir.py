@@ -29,6 +29,7 @@ class RunStatus(str, Enum):
     FINISHED = "finished"
     INTERRUPTED = "interrupted"
     DIVERGED = "diverged"
+    FAILED = "failed"
 
     def __str__(self) -> str:
         return self.value
@@ -69,9 +70,21 @@ def is_run_dir(path: Path) -> bool:
     )
 
 
+def newest_checkpoint_model(run_dir: Path) -> Path | None:
+    """:return: ``model.zip`` of the newest complete checkpoint (``checkpoints/step-N/``) of a run, or None."""
+    steps = [
+        folder
+        for folder in (run_dir / "checkpoints").glob("step-*")
+        if folder.name[5:].isdigit() and (folder / "model.zip").is_file()
+    ]
+    newest = max(steps, key=lambda folder: int(folder.name[5:]), default=None)
+    return None if newest is None else newest / "model.zip"
+
+
 def latest_run_with_model(parent: Path) -> Path | None:
-    """:return: the highest-numbered ``run-N`` under ``parent`` that holds a model, or None."""
-    runs = [p for p in numbered_runs(parent) if has_model(p)]
+    """:return: the highest-numbered ``run-N`` under ``parent`` that holds a model, or at least a
+    checkpoint (a run killed before its first save), or None."""
+    runs = [p for p in numbered_runs(parent) if has_model(p) or newest_checkpoint_model(p) is not None]
     return runs[-1] if runs else None
 
 
@@ -94,7 +107,7 @@ def create_run_dir(log_folder: Path, name: str) -> Path:
     while True:
         candidate = parent / f"run-{number}"
         try:
-            candidate.mkdir()
+            candidate.mkdir(parents=True)  # parents: a failed first run may have removed an empty parent
             return candidate
         except FileExistsError:
             number += 1

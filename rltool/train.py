@@ -16,9 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from rltool.config import ExperimentConfig, config_to_yaml
-from rltool.errors import RltoolError, TrainingDivergedError, first_line
+from rltool.errors import OutputError, RltoolError, TrainingDivergedError, first_line
+from rltool.failures import (
+    StartupError,
+    disk_failure,
+    quiet_writer_threads,
+    startup_error,
+    training_failure,
+)
 from rltool.fileio import write_text
 from rltool.rundir import RunStatus, create_run_dir, read_train_json, write_train_json
+from rltool.runlock import hold_run_lock
+from rltool.signals import disarm as disarm_stop_signals
 from rltool.type_aliases import Report
 
 
@@ -41,6 +50,8 @@ class TrainOptions:
     :param run_dir: use exactly this (new, empty) run folder instead of the next ``run-N``.
     :param device: "auto", "cpu" or "cuda" (None: the config's ``device``, else the CPU for SB3 and
         JAX's default platform for SBX).
+    :param keep_checkpoints: checkpoints kept, the newest (0: all).
+    :param keep_replay_buffers: keep the replay buffer of every kept checkpoint, not only the newest.
     """
 
     log_folder: Path = Path("models")
@@ -57,6 +68,8 @@ class TrainOptions:
     verbose: int = 0
     run_dir: Path | None = None
     device: str | None = None
+    keep_checkpoints: int = 3
+    keep_replay_buffers: bool = False
 
 
 @dataclass
@@ -151,6 +164,14 @@ def prepare_device(device: str | None, backend: str) -> str:
     if device in ("cuda", "auto") and torch.cuda.is_available():
         return "cuda"
     return "cpu"
+
+
+def remove_run_dir(run_dir: Path, with_parent: bool) -> None:
+    """Delete a run folder in which nothing was trained, and its ``<algo>-<env>`` parent if it made it."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    if with_parent:
+        with contextlib.suppress(OSError):  # not empty: another run lives there
+            run_dir.parent.rmdir()
 
 
 def package_versions() -> dict[str, str]:
@@ -254,8 +275,8 @@ def train(
     :param report: where to print progress lines.
     :param extra_callbacks: more SB3 callbacks (e.g. a progress reporter of a multi-seed parent).
     :return: the run's summary; the run folder holds everything.
+    :raises RunLockedError: another process writes ``options.run_dir``.
     """
-    from rltool.algos import build_model
     from rltool.imports import import_object
 
     threads = set_threads(options.threads, config.backend)
@@ -263,21 +284,49 @@ def train(
     for spec in config.callback:  # refuse a callback outside the allowed modules before any folder exists
         import_object(spec.path, allowed_modules=options.allowed_modules, where=f"{config.source}: callback")
     created = options.run_dir is None
+    new_parent = created and not (options.log_folder / config.run_name).exists()
     run_dir = options.run_dir or create_run_dir(options.log_folder, config.run_name)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with hold_run_lock(run_dir):  # one writer per run folder
+        return _train_in(
+            config, options, report, extra_callbacks, run_dir, created, new_parent, threads, device
+        )
+
+
+def _train_in(
+    config: ExperimentConfig,
+    options: TrainOptions,
+    report: Report,
+    extra_callbacks: list[Any] | None,
+    run_dir: Path,
+    created: bool,
+    new_parent: bool,
+    threads: int,
+    device: str,
+) -> TrainResult:
+    """Build env and model, write config.yaml and learn: :func:`train` once its folder is locked."""
+    from rltool.algos import build_model
+
     try:
-        env = build_env(config, run_dir, options)
+        try:
+            env = build_env(config, run_dir, options)
+        except RltoolError:
+            raise
+        except Exception as error:  # the env's own code, a wrapper or gymnasium: a config mistake
+            raise startup_error(config, error, "env", "building the env") from None
         try:
             tensorboard_log = str(run_dir / "tb") if options.tensorboard else None
             model = build_model(
                 config, env, tensorboard_log=tensorboard_log, verbose=options.verbose, device=device
             )
-        except BaseException:
+        except BaseException as error:
             env.close()
+            if isinstance(error, Exception) and not isinstance(error, RltoolError):
+                raise startup_error(config, error, "model", "building the model") from None
             raise
-    except RltoolError:
+    except (RltoolError, KeyboardInterrupt):
         if created:  # nothing was trained: leave no half-made run folder behind
-            shutil.rmtree(run_dir, ignore_errors=True)
+            remove_run_dir(run_dir, new_parent)
         raise
     write_text(
         run_dir / "config.yaml",
@@ -299,6 +348,11 @@ def train(
             reset_num_timesteps=True,
             extra_callbacks=extra_callbacks,
         )
+    except StartupError:
+        env.close()
+        if created:  # the first step failed: nothing was trained
+            remove_run_dir(run_dir, new_parent)
+        raise
     finally:
         env.close()
 
@@ -337,9 +391,16 @@ def run_learning(
 
     from rltool.callbacks import (
         CheckpointCallback,
+        FirstStepCallback,
         NanGuardCallback,
         PeriodicEvalCallback,
         ProgressCallback,
+        RunFolderGuardCallback,
+        check_run_folder,
+        checkpoint_dirs,
+        describe_checkpoint,
+        folder_bytes,
+        prune_checkpoints,
         save_model,
         save_vecnormalize,
         weights_finite,
@@ -376,6 +437,9 @@ def run_learning(
             "versions": package_versions(),
             "pid": os.getpid(),
             "final_eval": final_eval,
+            "checkpoints": [
+                {"name": folder.name, "bytes": folder_bytes(folder)} for folder in checkpoint_dirs(run_dir)
+            ],
             "segments": [
                 *previous.get("segments", []),
                 {"start": start_steps, "end": int(model.num_timesteps), "wall_time_s": round(wall_time, 3)},
@@ -391,7 +455,25 @@ def run_learning(
     for callback in extra_callbacks or []:
         if hasattr(callback, "on_run_folder"):  # e.g. rltool.tracking starts its run here
             callback.on_run_folder(run_dir, config)
-    callbacks: list[Any] = [NanGuardCallback()]
+
+    def unexpected(error: Exception) -> RltoolError:
+        """One line for an exception of torch, gymnasium or user code during learning."""
+        if isinstance(error, (OSError, OutputError)):  # full disk, read-only or deleted folder
+            return disk_failure(
+                run_dir,
+                error,
+                int(model.num_timesteps),
+                lambda s: write_info(s, time.perf_counter() - started),
+            )
+        if not first_step.done:  # the env's first reset or step, or the first forward pass
+            return startup_error(config, error, "learn", "the first training step")
+        failure = training_failure(run_dir, error, int(model.num_timesteps))
+        with contextlib.suppress(OSError, RltoolError):
+            write_info(RunStatus.FAILED, time.perf_counter() - started)
+        return failure
+
+    first_step = FirstStepCallback()
+    callbacks: list[Any] = [first_step, NanGuardCallback(), RunFolderGuardCallback(run_dir)]
     eval_env = None
     if options.eval_freq > 0:
         eval_env = _eval_env(config, run_dir, options, reset_num_timesteps)
@@ -403,6 +485,8 @@ def run_learning(
                 options.save_freq,
                 report,
                 on_checkpoint=lambda _: write_info(RunStatus.RUNNING, time.perf_counter() - started),
+                keep=options.keep_checkpoints,
+                keep_replay_buffers=options.keep_replay_buffers,
             )
         )
     callbacks += _config_callbacks(config, options) + list(extra_callbacks or [])
@@ -412,12 +496,13 @@ def run_learning(
     status = RunStatus.FINISHED
     try:
         try:
-            model.learn(
-                total_timesteps=remaining,
-                callback=CallbackList(callbacks),
-                tb_log_name=config.algo,
-                reset_num_timesteps=reset_num_timesteps,
-            )
+            with quiet_writer_threads():  # TensorBoard's writer thread: its OSError surfaces here too
+                model.learn(
+                    total_timesteps=remaining,
+                    callback=CallbackList(callbacks),
+                    tb_log_name=config.algo,
+                    reset_num_timesteps=reset_num_timesteps,
+                )
         except KeyboardInterrupt:
             status = RunStatus.INTERRUPTED
         except TrainingDivergedError as error:
@@ -425,12 +510,19 @@ def run_learning(
         except ValueError as error:
             # torch.distributions rejects NaN logits before our guard sees them
             if "nan" not in str(error).lower():
-                raise
+                raise unexpected(error) from None
             raise diverged(
                 f"training diverged at step {model.num_timesteps}: the policy produced NaN values "
                 "(lower the learning rate); the last checkpoint is kept"
             ) from None
+        except OutputError as error:
+            raise unexpected(error) from None
+        except RltoolError:
+            raise
+        except Exception as error:
+            raise unexpected(error) from None
         finally:
+            disarm_stop_signals()  # a SIGTERM from now on must not break the final save
             for callback in callbacks:
                 if isinstance(callback, ProgressCallback) and callback.bar is not None:
                     callback.bar.close()
@@ -441,12 +533,18 @@ def run_learning(
                 "(lower the learning rate or clip gradients); the last checkpoint is kept"
             )
 
-        save_model(model, run_dir / "model.zip")
-        save_vecnormalize(model.get_env(), run_dir / "vecnormalize.pkl")
-        if status == RunStatus.INTERRUPTED or options.save_freq > 0:
-            # a finished run's last checkpoint is its final state (replay buffer included), so
-            # ``--resume -n MORE`` continues from there
-            folder, _ = write_checkpoint(model, run_dir)
+        try:
+            check_run_folder(run_dir)
+            save_model(model, run_dir / "model.zip")
+            save_vecnormalize(model.get_env(), run_dir / "vecnormalize.pkl")
+            if status == RunStatus.INTERRUPTED or options.save_freq > 0:
+                # a finished run's last checkpoint is its final state (replay buffer included), so
+                # ``--resume -n MORE`` continues from there
+                folder, _ = write_checkpoint(model, run_dir)
+                report(describe_checkpoint(folder))
+                prune_checkpoints(run_dir, options.keep_checkpoints, options.keep_replay_buffers)
+        except (OSError, OutputError) as error:
+            raise unexpected(error) from None
         if status == RunStatus.INTERRUPTED:
             report(f"interrupted at step {model.num_timesteps}: saved {run_dir / 'model.zip'} and {folder}")
             report(f"resume with: rltool train --resume {run_dir}")

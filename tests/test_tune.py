@@ -416,7 +416,10 @@ def test_best_yaml_trains_as_is(diverging_study, tmp_path: Path) -> None:
     assert list((tmp_path / "models").glob("ppo-CartPole-v1/run-*/model.zip"))
 
 
-def test_ctrl_c_marks_the_trial_writes_results_and_exits_130(config_file: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "SIGTERM"])
+def test_stop_signal_marks_the_trial_writes_results_and_exits_128_plus_signum(
+    config_file: Path, tmp_path: Path, signum: int
+) -> None:
     name = f"int-{uuid.uuid4().hex[:8]}"
     args = ["tune", str(config_file), "--trials", "3", "--study-name", name, "-f", "runs", "-n", "100000"]
     process = subprocess.Popen(
@@ -439,11 +442,11 @@ def test_ctrl_c_marks_the_trial_writes_results_and_exits_130(config_file: Path, 
             time.sleep(0.5)
         else:
             pytest.fail("no trial reported an evaluation within 60 s: the test cannot interrupt one")
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         out, err = process.communicate(timeout=60)
     finally:
         process.kill()
-    assert process.returncode == 130, out + err
+    assert process.returncode == 128 + signum, out + err
     trial = optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(log)))).trials[0]
     assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"].startswith("interrupted")
     assert "interrupted" in (log.parent / "trials.csv").read_text()

@@ -107,11 +107,25 @@ def build_model(
     kwargs.setdefault("verbose", verbose)
     if tensorboard_log is not None:
         kwargs["tensorboard_log"] = tensorboard_log
+    cls = algo_class(config.algo, config.backend)
+    on_backend = "" if config.backend == DEFAULT_BACKEND else f" (backend {config.backend})"
+    cannot_build = f"{config.source}: cannot build {config.algo}{on_backend} on {config.env}"
     try:
-        return algo_class(config.algo, config.backend)(config.policy, env, seed=config.seed, **kwargs)
-    except (AssertionError, ValueError, TypeError, KeyError) as error:
-        # SB3 asserts on unsupported spaces and invalid combinations; that is a config mistake
-        on_backend = "" if config.backend == DEFAULT_BACKEND else f" (backend {config.backend})"
-        raise ConfigError(
-            f"{config.source}: cannot build {config.algo}{on_backend} on {config.env}: {first_line(error)}"
-        ) from None
+        return cls(config.policy, env, seed=config.seed, **kwargs)
+    except TypeError as error:
+        keyword = str(error).partition("unexpected keyword argument ")[2].strip("'\" ")
+        if keyword and keyword in config.algo_kwargs.get("policy_kwargs", {}):
+            raise ConfigError(
+                f"{config.where('policy_kwargs')}: unknown keyword '{keyword}' for the {config.policy} "
+                f"policy of {config.algo}{on_backend}"
+            ) from None
+        raise ConfigError(f"{cannot_build}: {first_line(error)}") from None
+    except AssertionError as error:
+        if "action spaces" in str(error):  # SB3: "The algorithm only supports (...) as action spaces"
+            raise ConfigError(
+                f"{config.where('algo')}: {config.algo} does not fit the action space "
+                f"{env.action_space} of {config.env}"
+            ) from None
+        raise ConfigError(f"{cannot_build}: {first_line(error)}") from None
+    except (ValueError, KeyError) as error:  # invalid combinations are config mistakes
+        raise ConfigError(f"{cannot_build}: {first_line(error)}") from None

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from rltool.analysis.runs import RunInfo, load_evaluations, load_monitor
-from rltool.errors import ConfigError, ModelLoadError, OutputError
+from rltool.errors import ConfigError, ModelLoadError, OutputError, first_line
 
 X_MODES = ("steps", "episodes", "time")
 _X_LABELS = {"steps": "timesteps", "episodes": "episodes", "time": "wall time (s)"}
@@ -73,6 +73,8 @@ class PlotResult:
     band: str
     curves: list[Curve]
     notes: list[str] = field(default_factory=list)
+    #: the runs drawn (those skipped for having no finished episode are listed in ``notes``)
+    runs: list[RunInfo] = field(default_factory=list)
 
 
 def rolling_mean(y: np.ndarray, window: int) -> np.ndarray:
@@ -232,17 +234,29 @@ def plot_runs(
     if output.is_dir():
         raise OutputError(f"{output}: is a folder (expected an image file path)")
 
+    # Runs with no finished episode (crashed at once, still starting) or a broken monitor file
+    # are skipped and listed; the others are drawn.
+    monitors, skipped = {}, []
+    for run in runs:
+        try:
+            monitors[run.path] = load_monitor(run.path)
+        except (ModelLoadError, ValueError) as error:
+            skipped.append(f"skipped {first_line(error)}")
+    runs = [run for run in runs if run.path in monitors]
+    if not runs:
+        raise ModelLoadError(f"no run has a finished episode to plot ({'; '.join(skipped)})")
+
     groups: dict[tuple[str, str, str], list[RunInfo]] = {}
     for run in runs:
         groups.setdefault(run.group_key, []).append(run)
 
     # Load and compute everything before writing anything.
     curves: list[Curve] = []
-    notes: list[str] = []
+    notes: list[str] = list(skipped)
     for (_, _, label), members in groups.items():
         xs, ys, eval_runs, eval_xs, eval_ys = [], [], [], [], []
         for run in members:
-            df = load_monitor(run.path)
+            df = monitors[run.path]
             xs.append(_monitor_x(df, x))
             ys.append(rolling_mean(df["reward"].to_numpy(), int(window)))
             ev = load_evaluations(run.path) if show_eval else None
@@ -268,6 +282,7 @@ def plot_runs(
         band=BAND_METHOD,
         curves=curves,
         notes=notes,
+        runs=runs,
     )
     _draw_and_save(result, groups, title, fmt)
     return result

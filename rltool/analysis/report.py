@@ -15,7 +15,7 @@ from typing import Any
 
 from rltool.analysis.runs import RunInfo, load_monitor
 from rltool.analysis.stats import aggregate
-from rltool.errors import ModelLoadError
+from rltool.errors import ModelLoadError, first_line
 from rltool.rundir import RunStatus
 
 # Fallback final score: mean reward of this many last training episodes.
@@ -113,7 +113,11 @@ def _mean_of(runs: list[RunInfo], key: str) -> float | None:
 
 
 def build_report(
-    runs: list[RunInfo], reps: int = 2000, confidence: float = 0.95, seed: int = 0
+    runs: list[RunInfo],
+    reps: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    skipped: list[str] | None = None,
 ) -> list[ReportRow]:
     """Group runs per config and summarise each group.
 
@@ -122,10 +126,23 @@ def build_report(
     :param confidence: CI coverage.
     :param seed: seed of the bootstrap (the report is deterministic).
     :return: one row per ``(algo, env, label)``, in order of first appearance.
-    :raises ModelLoadError: no runs, or a run has no final score.
+    :param skipped: when given, runs without a final score (no final evaluation and no finished
+        episode, or a broken monitor file) are left out and described here instead of raising.
+    :raises ModelLoadError: no runs, or (``skipped`` None) a run has no final score.
     """
     if not runs:
         raise ModelLoadError("no runs to report")
+    if skipped is not None:
+        scored = []
+        for run in runs:
+            try:
+                final_reward(run)
+                scored.append(run)
+            except (ModelLoadError, ValueError) as error:
+                skipped.append(f"skipped {first_line(error)}")
+        if not scored:
+            raise ModelLoadError(f"no run has a final score to report ({'; '.join(skipped)})")
+        runs = scored
     groups: dict[tuple[str, str, str], list[RunInfo]] = {}
     for run in runs:
         groups.setdefault(run.group_key, []).append(run)

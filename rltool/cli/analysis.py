@@ -70,8 +70,11 @@ def plot(
         elif output.exists() and not force:
             raise OutputError(f"{output}: already exists; pass --force to overwrite it or choose another -o")
         result = plot_runs(runs, output, x=x, window=window, show_eval=evaluations, title=title)
-        configs = len({run.group_key for run in runs})
-        typer.echo(f"plot: {result.output} ({configs} config(s), {len(runs)} run(s); x={x}, window={window})")
+        drawn = result.runs
+        configs = len({run.group_key for run in drawn})
+        typer.echo(
+            f"plot: {result.output} ({configs} config(s), {len(drawn)} run(s); x={x}, window={window})"
+        )
         for note in result.notes:
             typer.echo(f"note: {note}")
 
@@ -90,7 +93,10 @@ def report(
 
         if markdown and as_json:
             raise RltoolError("--markdown and --json: choose one output format")
-        rows = build_report(find_runs(list(targets), log_folder))
+        skipped: list[str] = []
+        rows = build_report(find_runs(list(targets), log_folder), skipped=skipped)
+        for line in skipped:  # on stderr, so --json output stays one JSON document
+            typer.echo(f"note: {line}", err=True)
         if as_json:
             typer.echo(to_json(rows))
         elif markdown:

@@ -27,6 +27,7 @@ from rltool.cli.options import (
     SeedOpt,
     TrustOpt,
     echo_error,
+    interrupts_exit,
     user_errors,
 )
 from rltool.errors import RltoolError
@@ -60,6 +61,15 @@ def train(
         int, typer.Option("--eval-episodes", help="Episodes per periodic evaluation.")
     ] = 5,
     save_freq: Annotated[int, typer.Option("--save-freq", help="Checkpoint every N steps (0: off).")] = 0,
+    keep_checkpoints: Annotated[
+        int, typer.Option("--keep-checkpoints", help="Keep the newest K checkpoints (0: all).")
+    ] = 3,
+    keep_replay_buffers: Annotated[
+        bool,
+        typer.Option(
+            "--keep-replay-buffers", help="Keep every kept checkpoint's replay buffer, not only the newest's."
+        ),
+    ] = False,
     threads: Annotated[
         int | None,
         typer.Option("--threads", help="Threads of torch, XLA (sbx) and EnvPool (default 1 on CPU)."),
@@ -103,8 +113,13 @@ def train(
         str | None, typer.Option("--tracking-uri", help="MLflow tracking URI (default: MLflow's own).")
     ] = None,
 ) -> None:
-    """Train an agent from a config; the run folder goes under models/<algo>-<env>/run-N/."""
-    with user_errors():
+    """Train an agent from a config; the run folder goes under models/<algo>-<env>/run-N/.
+
+    SIGTERM and SIGHUP stop it like Ctrl-C (model, checkpoint and train.json saved), exit 128+signal.
+    """
+    from rltool.signals import exit_code, stop_signals_interrupt
+
+    with user_errors(), interrupts_exit(), stop_signals_interrupt():
         from rltool.config import load_config
 
         if config is None and resume is None:
@@ -119,11 +134,16 @@ def train(
             )
         if vec_env not in (None, "dummy", "subproc", "envpool"):
             raise RltoolError(f"--vec-env: expected dummy, subproc or envpool, got '{vec_env}'")
-        for name, value in (("--eval-freq", eval_freq), ("--save-freq", save_freq)):
+        for name, value in (
+            ("--eval-freq", eval_freq),
+            ("--save-freq", save_freq),
+            ("--keep-checkpoints", keep_checkpoints),
+        ):
             if value < 0:
                 raise RltoolError(f"{name}: must be >= 0, got {value}")
-        if threads is not None and threads < 1:
-            raise RltoolError(f"--threads: must be >= 1, got {threads}")
+        for name, value in (("--eval-episodes", eval_episodes), ("--threads", threads), ("--jobs", jobs)):
+            if value is not None and value < 1:
+                raise RltoolError(f"{name}: must be >= 1, got {value}")
         if device not in (None, "auto", "cpu", "cuda"):
             raise RltoolError(f"--device: expected auto, cpu or cuda, got '{device}'")
         if seeds is not None and seed is not None:
@@ -150,6 +170,8 @@ def train(
             eval_freq=eval_freq,
             eval_episodes=eval_episodes,
             save_freq=save_freq,
+            keep_checkpoints=keep_checkpoints,
+            keep_replay_buffers=keep_replay_buffers,
             progress=progress,
             tensorboard=tensorboard,
             threads=threads,
@@ -174,7 +196,8 @@ def train(
         if seeds is not None:
             from rltool.cli.seeds import train_seeds
 
-            raise typer.Exit(code=train_seeds(experiment, seeds, jobs, options))
+            code = train_seeds(experiment, seeds, jobs, options)
+            raise typer.Exit(code=exit_code() if code == 130 else code)
         if resume is not None:
             from rltool.resume import resume as resume_run
 
@@ -196,7 +219,7 @@ def train(
         from rltool.rundir import RunStatus
 
         if result.status == RunStatus.INTERRUPTED:
-            raise typer.Exit(code=130)
+            raise typer.Exit(code=exit_code())
 
 
 @app.command("eval")
@@ -273,6 +296,8 @@ def record_video_command(
 
         if length < 1:
             raise RltoolError(f"--length: must be >= 1, got {length}")
+        if fps is not None and fps < 1:
+            raise RltoolError(f"--fps: must be >= 1, got {fps}")
         model_target = resolve_target(target, env=env, algo=algo, log_folder=log_folder, best=best)
         path = record_video(
             model_target,
@@ -303,8 +328,10 @@ def run() -> None:
     try:
         app()
     except KeyboardInterrupt:
+        from rltool.signals import exit_code
+
         echo_error("interrupted")
-        sys.exit(130)
+        sys.exit(exit_code())
 
 
 if __name__ == "__main__":

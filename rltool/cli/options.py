@@ -31,6 +31,18 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(code=error.exit_code) from None
 
 
+@contextlib.contextmanager
+def interrupts_exit() -> Iterator[None]:
+    """A Ctrl-C, SIGTERM or SIGHUP that ends a command before it saved: one line, exit 128 + signal."""
+    from rltool.signals import exit_code
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        echo_error("interrupted before training started; nothing was saved")
+        raise typer.Exit(code=exit_code()) from None
+
+
 # Options shared by several commands, defined once.
 EnvOpt = Annotated[
     str | None, typer.Option("--env", help="Env id (required for zoo files and bare model zips).")

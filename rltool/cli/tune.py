@@ -79,7 +79,7 @@ def tune(
     backend: BackendOpt = None,
 ) -> None:
     """Search the config's hyperparameters with Optuna; writes best.yaml, trials.csv and plots."""
-    import signal
+    from rltool.signals import exit_code, stop_signals_interrupt
 
     with user_errors():
         from rltool.config import load_config
@@ -116,13 +116,9 @@ def tune(
             allowed_modules=tuple(allow_module or ()),
         )
 
-        def stop(signum: int, frame: object) -> None:
-            raise KeyboardInterrupt  # `kill` finishes like Ctrl-C: the trial is marked, results written
-
-        previous = signal.signal(signal.SIGTERM, stop)
-        try:
+        # `kill` (SIGTERM) and a closed terminal (SIGHUP) finish like Ctrl-C: the trial is marked
+        # FAIL, the results written, and the exit code is 128 + the signal's number
+        with stop_signals_interrupt():
             result = run_tune(experiment, options, report=typer.echo)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
         if result.interrupted:
-            raise typer.Exit(code=130)
+            raise typer.Exit(code=exit_code())

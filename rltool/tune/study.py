@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from rltool.config import ExperimentConfig
 from rltool.errors import RltoolError, did_you_mean, first_line
 from rltool.fileio import check_writable_folder
+from rltool.runlock import hold_run_lock
 from rltool.tune.options import (
     TuneError,
     TuneOptions,
@@ -148,7 +149,8 @@ def tune(config: ExperimentConfig, options: TuneOptions, report: Report = print)
     if state.stop_reason:
         report(f"stopped: {state.stop_reason}")
     try:
-        files, best_value = write_results(study, config, options, folder, report)
+        with hold_run_lock(folder, blocking=True):  # workers of one study write their results in turn
+            files, best_value = write_results(study, config, options, folder, report)
     except KeyboardInterrupt:
         files, best_value, state.interrupted = [], None, True
     for path in files:
