@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from rltool.errors import RltoolError, first_line
+from rltool.type_aliases import Report
 
 BACKENDS = ("wandb", "mlflow")
-Report = Callable[[str], None]
 
 
 @dataclass(frozen=True)

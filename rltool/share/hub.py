@@ -22,15 +22,13 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rltool.errors import EnvError, OutputError, RltoolError, first_line
 from rltool.evaluate import ModelTarget
-
-Report = Callable[[str], None]
+from rltool.type_aliases import Report
 
 REPO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 HUB_TAGS = ("deep-reinforcement-learning", "reinforcement-learning", "stable-baselines3", "rltool")
