@@ -224,7 +224,7 @@ def _select_experiment(
             f"{path}: this is a hyperparameter file keyed by env id ({sections}, ...); pass --env, "
             f"for example --env {next(iter(data), 'CartPole-v1')}"
         )
-    if algo is None and path.stem not in ALGOS:
+    if algo is None and path.stem not in (*ALGOS, "her"):
         raise ConfigError(
             f"{path}: cannot tell the algorithm from the file name '{path.name}'; pass --algo "
             f"({', '.join(ALGOS)})"
@@ -335,6 +335,11 @@ class _Checker:
 def _check_algo_kwarg(checker: _Checker, algo: str, key: str, value: Any) -> Any:
     spec = ALGOS[algo]
     if key not in spec.keywords:
+        from rltool.envs.families import legacy_her_message
+
+        legacy = legacy_her_message(key)
+        if legacy is not None:
+            raise checker.fail(key, legacy)
         options = set(spec.keywords) | set(SPECIAL_KEYS)
         raise checker.fail(key, f"unknown key for {algo}{_did_you_mean(key, options)}")
     if key in SCHEDULE_KEYS:
@@ -349,7 +354,14 @@ def _check_algo_kwarg(checker: _Checker, algo: str, key: str, value: Any) -> Any
     if key in _BOOL_KEYS:
         return checker.boolean(key, value)
     if key in _DICT_KEYS:
-        return checker.mapping(key, value)
+        mapping = checker.mapping(key, value)
+        if key == "replay_buffer_kwargs":
+            from rltool.envs.families import legacy_her_kwargs_message
+
+            legacy = legacy_her_kwargs_message(mapping)
+            if legacy is not None:
+                raise checker.fail(key, legacy)
+        return mapping
     if key in _CLASS_KEYS:
         if not isinstance(value, str):
             raise checker.fail(key, f"expected a class name such as 'HerReplayBuffer', got {value!r}")
@@ -378,6 +390,10 @@ def _check_algo_kwarg(checker: _Checker, algo: str, key: str, value: Any) -> Any
 def _build(
     hyperparams: dict[str, Any], env: str, algo: str, checker: _Checker, source: str
 ) -> ExperimentConfig:
+    if algo == "her":
+        from rltool.envs.families import legacy_her_message
+
+        raise ConfigError(f"{checker.path}: algorithm 'her': {legacy_her_message('model_class')}")
     if algo not in ALGOS:
         raise ConfigError(
             f"{checker.path}: unknown algorithm '{algo}'{_did_you_mean(algo, set(ALGOS))} "

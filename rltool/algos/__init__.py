@@ -53,10 +53,19 @@ def model_kwargs(config: ExperimentConfig, env: VecEnv | None = None) -> dict[st
             kwargs[key] = tuple(value)
         else:
             kwargs[key] = resolve_symbols(value)
+    if kwargs.get("optimize_memory_usage") and not _is_her(kwargs.get("replay_buffer_class")):
+        # SB3's replay buffer refuses optimize_memory_usage with timeout handling on (as the zoo notes)
+        buffer_kwargs = dict(kwargs.get("replay_buffer_kwargs") or {})
+        buffer_kwargs.setdefault("handle_timeout_termination", False)
+        kwargs["replay_buffer_kwargs"] = buffer_kwargs
     if config.noise_type is not None and env is not None:
         kwargs["action_noise"] = _action_noise(config, env)
     kwargs.setdefault("device", "cpu")
     return kwargs
+
+
+def _is_her(buffer_class: Any) -> bool:
+    return getattr(buffer_class, "__name__", None) == "HerReplayBuffer"
 
 
 def build_model(
