@@ -184,10 +184,20 @@ def test_her_fetchreach_config_reports_success_rate(tmp_path):
     )
     assert 0.0 <= result["success_rate"] <= 1.0 and len(result["episode_successes"]) == 3
     assert result["episode_lengths"] == [50, 50, 50]
-    run_dir = Path(re.search(r"run folder: (\S+)", out).group(1))
+    run_dir = tmp_path / re.search(r"run folder: (\S+)", out).group(1)
     header = (run_dir / "monitor" / "train-0.monitor.csv").read_text().splitlines()[1]
     assert header == "r,l,t,is_success"
     assert video_size(video) == (480, 480)
+
+    from rltool.analysis.plot import plot_runs
+    from rltool.analysis.runs import find_runs
+
+    plotted = plot_runs(find_runs([run_dir]), tmp_path / "curves.png", window=2)
+    (success,) = [curve for curve in plotted.curves if curve.kind == "success"]
+    assert len(success.y) == 6 and set(success.y) <= {0.0, 0.5, 1.0}  # 300 steps: 6 episodes of 50
+    from matplotlib.image import imread
+
+    assert imread(tmp_path / "curves.png").shape[0] > 600  # the success panel under the rewards
 
 
 def test_zoo_her_yml_old_keys_name_the_new_form(tmp_path):
