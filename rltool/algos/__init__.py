@@ -85,6 +85,11 @@ def build_model(
         kwargs["tensorboard_log"] = tensorboard_log
     try:
         return algo_class(config.algo)(config.policy, env, seed=config.seed, **kwargs)
+    except MemoryError as error:
+        raise ConfigError(
+            f"{config.source}: not enough memory to build {config.algo} on {config.env} ({first_line(error)}); "
+            "lower buffer_size (e.g. -p buffer_size=100000) or set optimize_memory_usage: true"
+        ) from None
     except (AssertionError, ValueError, TypeError, KeyError) as error:
         # SB3 asserts on unsupported spaces and invalid combinations; that is a config mistake
         raise ConfigError(
