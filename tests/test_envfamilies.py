@@ -132,6 +132,21 @@ def test_replay_buffer_too_big_for_memory_is_one_line_and_leaves_no_run_folder(t
     assert not any(tmp_path.rglob("run-*"))
 
 
+def test_v5_atari_ids_under_atari_wrapper_skip_frames_once():
+    """ALE/*-v5 skips 4 frames in the emulator; AtariWrapper skips 4 more unless the emulator's is 1."""
+    from rltool.config import load_config
+    from rltool.envs.builder import build_vec_env
+
+    for env_kwargs, expected in (([], 1), (["env_kwargs=dict(frameskip=2)"], 2)):
+        config = load_config(ZOO / "ppo.yml", env="ALE/Pong-v5", n_envs=1, overrides=env_kwargs)
+        venv = build_vec_env(config)
+        try:
+            assert venv.venv.venv.envs[0].unwrapped._frameskip == expected
+            assert venv.observation_space.shape == (4, 84, 84)  # frame stack, channel first
+        finally:
+            venv.close()
+
+
 def test_atari_wrapper_without_opencv_is_one_line_and_leaves_no_run_folder(tmp_path):
     result = rltool(
         "train", str(ZOO / "a2c.yml"), "--env", "PongNoFrameskip-v4", "-n", "100", cwd=tmp_path, hide=("cv2",)
