@@ -43,7 +43,7 @@ def rltool(*args: str, cwd: Path, hide: tuple[str, ...] = (), env: dict[str, str
     for name in hide:
         code += f"sys.modules[{name!r}] = None\n"
     code += "from rltool.cli.main import run\nsys.argv = ['rltool', *sys.argv[1:]]\nrun()\n"
-    child_env = {key: value for key, value in os.environ.items() if key != "MUJOCO_GL"}
+    child_env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
     child_env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", **(env or {}))
     return subprocess.run(
         [sys.executable, "-c", code, *args],
@@ -191,8 +191,8 @@ def test_mujoco_missing_extra_is_one_line(tmp_path):
 def test_opengl_backend_is_egl_then_osmesa_and_a_set_mujoco_gl_is_kept(monkeypatch):
     from rltool.envs import render
 
-    monkeypatch.delenv("MUJOCO_GL", raising=False)
-    monkeypatch.delenv("PYOPENGL_PLATFORM", raising=False)
+    monkeypatch.setenv("MUJOCO_GL", "")  # recorded, so whatever the test sets is undone
+    monkeypatch.delenv("MUJOCO_GL")
     monkeypatch.setattr(render, "backend_works", lambda backend, timeout=60.0: backend == "osmesa")
     said = []
     assert render.choose_mujoco_gl(said.append) == "osmesa"
@@ -205,7 +205,8 @@ def test_no_opengl_backend_says_what_to_install(monkeypatch):
     from rltool.envs import render
     from rltool.errors import EnvError
 
-    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    monkeypatch.setenv("MUJOCO_GL", "")
+    monkeypatch.delenv("MUJOCO_GL")
     monkeypatch.setattr(render, "backend_works", lambda backend, timeout=60.0: False)
     with pytest.raises(EnvError, match="libegl1.*libosmesa6"):
         render.choose_mujoco_gl()

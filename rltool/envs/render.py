@@ -28,9 +28,7 @@ INSTALL_HINT = (
 
 def backend_works(backend: str, timeout: float = 60.0) -> bool:
     """:return: whether MuJoCo can create an OpenGL context with ``MUJOCO_GL=backend`` (probed in a child)."""
-    env = dict(os.environ, MUJOCO_GL=backend)
-    if backend in ("egl", "osmesa"):
-        env["PYOPENGL_PLATFORM"] = backend
+    env = dict(os.environ, MUJOCO_GL=backend)  # PYOPENGL_PLATFORM as inherited: MuJoCo sets it when unset
     try:
         done = subprocess.run(
             [sys.executable, "-c", _PROBE], env=env, capture_output=True, timeout=timeout, check=False
@@ -54,7 +52,6 @@ def choose_mujoco_gl(report: Callable[[str], None] | None = None) -> str:
     for backend, _package in BACKENDS:
         if backend_works(backend):
             os.environ["MUJOCO_GL"] = backend
-            os.environ.setdefault("PYOPENGL_PLATFORM", backend)
             say(
                 f"rendering MuJoCo headless with {backend.upper()} (MUJOCO_GL={backend}; set MUJOCO_GL to choose)"
             )
