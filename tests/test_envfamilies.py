@@ -312,8 +312,9 @@ def test_zoo_lists_atari_mujoco_and_robotics_entries():
     assert len(entries) > 30
 
 
-def test_every_installed_zoo_entry_loads_and_builds():
+def test_every_installed_zoo_entry_loads_and_builds(tmp_path, monkeypatch):
     """Load, build the envs and the model of each entry (no training)."""
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes MUJOCO_LOG.TXT into the current folder
     from rltool.algos import build_model
     from rltool.algos.registry import ALGOS
     from rltool.config import load_config
@@ -335,8 +336,9 @@ def test_every_installed_zoo_entry_loads_and_builds():
     assert not failures, "\n".join(failures)
 
 
-def test_zoo_her_entries_load_and_build_on_current_fetch_ids(tmp_path):
+def test_zoo_her_entries_load_and_build_on_current_fetch_ids(tmp_path, monkeypatch):
     """The zoo's HER entries (sac.yml, tqc.yml: Fetch*-v1, mujoco-py) work unchanged on the -v4 ids."""
+    monkeypatch.chdir(tmp_path)
     from rltool.algos import build_model
     from rltool.config import load_config
     from rltool.envs.builder import EnvOptions, build_vec_env
