@@ -79,7 +79,7 @@ def video_size(path: Path) -> tuple[int, int]:
 def train_eval_video(tmp_path: Path, train_args: list[str], eval_args: list[str] = ()):
     """Train, then eval --json and record-video on the run folder; :return: eval JSON, video path, stderr."""
     out = ok(
-        rltool("train", *train_args, "--eval-freq", "0", "--no-progress", "--no-tensorboard", cwd=tmp_path)
+        rltool("train", "--eval-freq", "0", "--no-progress", "--no-tensorboard", *train_args, cwd=tmp_path)
     )
     run_dir = Path(re.search(r"run folder: (\S+)", out).group(1))
     result = json.loads(
@@ -219,7 +219,15 @@ def test_no_opengl_backend_says_what_to_install(monkeypatch):
 def test_her_fetchreach_config_reports_success_rate(tmp_path):
     out, result, video, _ = train_eval_video(
         tmp_path,
-        [str(CONFIGS / "her-fetchreach.yaml"), "-n", "300", "-p", "learning_starts=100"],
+        [
+            str(CONFIGS / "her-fetchreach.yaml"),
+            "-n",
+            "300",
+            "-p",
+            "learning_starts=100",
+            "--eval-freq",
+            "150",
+        ],
         ["--episodes", "3"],
     )
     assert 0.0 <= result["success_rate"] <= 1.0 and len(result["episode_successes"]) == 3
@@ -227,6 +235,10 @@ def test_her_fetchreach_config_reports_success_rate(tmp_path):
     run_dir = tmp_path / re.search(r"run folder: (\S+)", out).group(1)
     header = (run_dir / "monitor" / "train-0.monitor.csv").read_text().splitlines()[1]
     assert header == "r,l,t,is_success"
+    import numpy as np
+
+    with np.load(run_dir / "evaluations.npz") as evaluations:  # periodic evaluations, SB3's format
+        assert evaluations["successes"].shape == (2, 5) and evaluations["timesteps"].tolist() == [150, 300]
     assert video_size(video) == (480, 480)
 
     from rltool.analysis.plot import plot_runs
