@@ -5,9 +5,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format lunarlander bench clean
+.PHONY: install system-deps test lint format lunarlander bench clean
 
-install: $(STAMP)
+install: system-deps $(STAMP)
+
+# EGL and OSMesa for headless MuJoCo videos (apt-get; skipped when present, a note when not root)
+system-deps:
+	@bash .ci/system-deps.sh
 
 # The CPU build of torch goes in first and alone: any later requirement on torch is
 # then already satisfied, so pip never downloads a CUDA build.

@@ -84,7 +84,11 @@ class ProgressCallback(BaseCallback):
 
 
 def evaluate_episodes(
-    model: Any, env: VecEnv, n_episodes: int, deterministic: bool = True
+    model: Any,
+    env: VecEnv,
+    n_episodes: int,
+    deterministic: bool = True,
+    successes: list[float] | None = None,
 ) -> tuple[list[float], list[int]]:
     """Run ``n_episodes`` full episodes; uses action masks when the algorithm supports them.
 
@@ -95,6 +99,8 @@ def evaluate_episodes(
     :param env: an env from the shared builder (frozen normalization).
     :param n_episodes: number of episodes.
     :param deterministic: greedy actions.
+    :param successes: when given, receives each episode's ``is_success`` (goal envs, whose Monitor
+        logs it); stays empty for envs that do not report success.
     :return: episode rewards and lengths.
     """
     if supports_masks(model):
@@ -108,8 +114,21 @@ def evaluate_episodes(
         deterministic=deterministic,
         return_episode_rewards=True,
         warn=False,
+        callback=None if successes is None else _success_collector(successes),
     )
     return [float(r) for r in rewards], [int(n) for n in lengths]
+
+
+def _success_collector(successes: list[float]) -> Callable[[dict[str, Any], dict[str, Any]], None]:
+    """:return: an ``evaluate_policy`` callback that appends ``is_success`` of each finished episode."""
+
+    def collect(local_vars: dict[str, Any], _globals: dict[str, Any]) -> None:
+        info = local_vars.get("info") or {}
+        episode = info.get("episode")
+        if local_vars.get("done") and episode is not None and "is_success" in episode:
+            successes.append(float(episode["is_success"]))
+
+    return collect
 
 
 def supports_masks(model: Any) -> bool:
@@ -150,6 +169,7 @@ class PeriodicEvalCallback(BaseCallback):
         self.timesteps: list[int] = []
         self.results: list[list[float]] = []
         self.lengths: list[list[int]] = []
+        self.successes: list[list[float]] = []  # goal envs only, as SB3's EvalCallback stores them
         self.last_mean_reward: float | None = None
 
     def _on_training_start(self) -> None:
@@ -159,6 +179,8 @@ class PeriodicEvalCallback(BaseCallback):
                 self.timesteps = [int(t) for t in previous["timesteps"]]
                 self.results = [list(map(float, r)) for r in previous["results"]]
                 self.lengths = [list(map(int, n)) for n in previous["ep_lengths"]]
+                if "successes" in previous:
+                    self.successes = [list(map(float, n)) for n in previous["successes"]]
             self.best_mean_reward = max((float(np.mean(r)) for r in self.results), default=-np.inf)
 
     def _on_step(self) -> bool:
@@ -170,7 +192,13 @@ class PeriodicEvalCallback(BaseCallback):
     def evaluate(self) -> bool:
         """Run one evaluation now. :return: whether training should go on."""
         sync_envs_normalization(self.training_env, self.eval_env)
-        rewards, lengths = evaluate_episodes(self.model, self.eval_env, self.n_episodes, self.deterministic)
+        successes: list[float] = []
+        rewards, lengths = evaluate_episodes(
+            self.model, self.eval_env, self.n_episodes, self.deterministic, successes=successes
+        )
+        if successes:
+            self.successes.append(successes)
+            self.logger.record("eval/success_rate", float(np.mean(successes)))
         mean_reward = float(np.mean(rewards))
         self.last_mean_reward = mean_reward
         self.logger.record("eval/mean_reward", mean_reward)
@@ -192,11 +220,15 @@ class PeriodicEvalCallback(BaseCallback):
         import io
 
         buffer = io.BytesIO()
+        extra = {}
+        if self.successes and len(self.successes) == len(self.timesteps):
+            extra["successes"] = np.asarray(self.successes)
         np.savez(
             buffer,
             timesteps=np.asarray(self.timesteps),
             results=np.asarray(self.results),
             ep_lengths=np.asarray(self.lengths),
+            **extra,
         )
         write_bytes(self.run_dir / "evaluations.npz", buffer.getvalue())
 

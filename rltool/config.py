@@ -277,7 +277,7 @@ def _select_experiment(
             f"{path}: this is a hyperparameter file keyed by env id ({sections}, ...); pass --env, "
             f"for example --env {next(iter(data), 'CartPole-v1')}"
         )
-    if algo is None and path.stem not in ALGOS:
+    if algo is None and path.stem not in (*ALGOS, "her"):
         raise ConfigError(
             f"{path}: cannot tell the algorithm from the file name '{path.name}'; pass --algo "
             f"({', '.join(ALGOS)})"
@@ -419,6 +419,11 @@ def _check_algo_kwarg(
 def _check_algo_kwarg_type(checker: _Checker, algo: str, key: str, value: Any, backend: str) -> Any:
     spec = BACKENDS[backend][algo]
     if key not in spec.keywords:
+        from rltool.envs.families import legacy_her_message
+
+        legacy = legacy_her_message(key)
+        if legacy is not None:
+            raise checker.fail(key, legacy)
         if backend != DEFAULT_BACKEND and key in ALGOS.get(algo, spec).keywords:
             raise checker.fail(
                 key, f"not supported by {algo} on backend {backend} (remove it, or use backend sb3)"
@@ -446,6 +451,12 @@ def _check_algo_kwarg_type(checker: _Checker, algo: str, key: str, value: Any, b
         mapping = checker.mapping(key, value)
         if key == "policy_kwargs":
             _check_policy_kwargs(checker, spec, backend, mapping)
+        if key == "replay_buffer_kwargs":
+            from rltool.envs.families import legacy_her_kwargs_message
+
+            legacy = legacy_her_kwargs_message(mapping)
+            if legacy is not None:
+                raise checker.fail(key, legacy)
         return mapping
     if key in _CLASS_KEYS:
         if not isinstance(value, str):
@@ -513,6 +524,10 @@ def _backend_of(hyperparams: dict[str, Any], checker: _Checker) -> str:
 def _build(
     hyperparams: dict[str, Any], env: str, algo: str, checker: _Checker, source: str
 ) -> ExperimentConfig:
+    if algo == "her":
+        from rltool.envs.families import legacy_her_message
+
+        raise checker.fail("algo", f"algorithm 'her': {legacy_her_message('model_class')}")
     if algo not in ALGOS and algo not in BACKENDS["sbx"]:
         raise checker.fail(
             "algo",

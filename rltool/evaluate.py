@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -253,6 +253,15 @@ class EvalResult:
     deterministic: bool
     episode_rewards: list[float]
     episode_lengths: list[int]
+    #: ``is_success`` of each episode, for goal envs (empty for envs that do not report success)
+    episode_successes: list[float] = field(default_factory=list)
+
+    @property
+    def success_rate(self) -> float | None:
+        """:return: the fraction of successful episodes, or None when the env reports no success."""
+        if not self.episode_successes:
+            return None
+        return sum(self.episode_successes) / len(self.episode_successes)
 
     @property
     def mean_reward(self) -> float:
@@ -279,6 +288,11 @@ class EvalResult:
             "run_dir": str(self.run_dir) if self.run_dir else None,
             "algo": self.algo,
             "env": self.env,
+            **(
+                {"success_rate": self.success_rate, "episode_successes": self.episode_successes}
+                if self.episode_successes
+                else {}
+            ),
         }
 
 
@@ -310,11 +324,12 @@ def evaluate(
 
         seed = eval_seed(target.config.seed)
     model, env = load_trained(target, seed=seed, trust_pickles=trust_pickles, allowed_modules=allowed_modules)
+    successes: list[float] = []
     try:
-        rewards, lengths = evaluate_episodes(model, env, episodes, deterministic)
+        rewards, lengths = evaluate_episodes(model, env, episodes, deterministic, successes=successes)
     finally:
         env.close()
     config = target.config
     return EvalResult(
-        target.model_path, target.run_dir, config.algo, config.env, deterministic, rewards, lengths
+        target.model_path, target.run_dir, config.algo, config.env, deterministic, rewards, lengths, successes
     )

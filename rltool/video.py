@@ -36,6 +36,16 @@ def check_rgb_array(target: ModelTarget) -> None:
         )
 
 
+def prepare_headless_rendering(target: ModelTarget) -> None:
+    """MuJoCo envs: pick an OpenGL backend (EGL, then OSMesa) when ``MUJOCO_GL`` is unset."""
+    from rltool.envs.registry import resolve_env_id
+    from rltool.envs.render import choose_mujoco_gl, needs_mujoco_gl
+
+    config = target.config
+    if needs_mujoco_gl(resolve_env_id(config.env, config.env_packages, where=f"{config.source}: env")):
+        choose_mujoco_gl()
+
+
 def record_video(
     target: ModelTarget,
     *,
@@ -75,6 +85,7 @@ def record_video(
     output = output or default_video_path(target)
     check_writable_folder(output.parent)
     check_rgb_array(target)
+    prepare_headless_rendering(target)
     set_threads(None, target.config.backend)
     model, env = load_trained(
         target,

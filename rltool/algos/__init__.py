@@ -66,6 +66,11 @@ def model_kwargs(config: ExperimentConfig, env: VecEnv | None = None) -> dict[st
             kwargs[key] = tuple(value)
         else:
             kwargs[key] = resolve_symbols(value)
+    if kwargs.get("optimize_memory_usage") and not _is_her(kwargs.get("replay_buffer_class")):
+        # SB3's replay buffer refuses optimize_memory_usage with timeout handling on (as the zoo notes)
+        buffer_kwargs = dict(kwargs.get("replay_buffer_kwargs") or {})
+        buffer_kwargs.setdefault("handle_timeout_termination", False)
+        kwargs["replay_buffer_kwargs"] = buffer_kwargs
     if config.noise_type is not None and env is not None:
         kwargs["action_noise"] = _action_noise(config, env)
     kwargs.setdefault("device", "cpu")
@@ -82,6 +87,10 @@ def load_policy_kwargs(config: ExperimentConfig) -> dict[str, Any] | None:
     if policy_kwargs is not None and config.algo == "ddpg":
         policy_kwargs = {"n_critics": 1, **policy_kwargs}
     return policy_kwargs
+
+
+def _is_her(buffer_class: Any) -> bool:
+    return getattr(buffer_class, "__name__", None) == "HerReplayBuffer"
 
 
 def build_model(
@@ -112,6 +121,11 @@ def build_model(
     cannot_build = f"{config.source}: cannot build {config.algo}{on_backend} on {config.env}"
     try:
         return cls(config.policy, env, seed=config.seed, **kwargs)
+    except MemoryError as error:
+        raise ConfigError(
+            f"{config.source}: not enough memory to build {config.algo} on {config.env} ({first_line(error)}); "
+            "lower buffer_size (e.g. -p buffer_size=100000) or set optimize_memory_usage: true"
+        ) from None
     except TypeError as error:
         keyword = str(error).partition("unexpected keyword argument ")[2].strip("'\" ")
         if keyword and keyword in config.algo_kwargs.get("policy_kwargs", {}):

@@ -29,7 +29,8 @@ class Curve:
     """One line of the figure.
 
     :param label: the config's label (:attr:`RunInfo.label`); the legend adds the seed count.
-    :param kind: ``"train"`` (smoothed episode reward) or ``"eval"`` (mean evaluation reward).
+    :param kind: ``"train"`` (smoothed episode reward), ``"eval"`` (mean evaluation reward) or
+        ``"success"`` (smoothed training success rate of goal envs, drawn in a panel of its own).
     :param x: x values (timesteps, episodes or seconds, see :attr:`PlotResult.x`).
     :param y: y values; for several seeds the mean across seeds.
     :param lo: lower edge of the confidence band, None for a single seed.
@@ -188,7 +189,7 @@ def _output_format(output: Path) -> str:
 
 
 def _legend_text(curve: Curve) -> str:
-    text = curve.label if curve.kind == "train" else f"{curve.label} eval"
+    text = {"train": curve.label, "success": f"{curve.label} success"}.get(curve.kind, f"{curve.label} eval")
     if curve.member:
         text = f"{text} {curve.member}"
     return f"{text} (mean ± 95% CI, {curve.n_seeds} seeds)" if curve.n_seeds > 1 else text
@@ -254,17 +255,21 @@ def plot_runs(
     curves: list[Curve] = []
     notes: list[str] = list(skipped)
     for (_, _, label), members in groups.items():
-        xs, ys, eval_runs, eval_xs, eval_ys = [], [], [], [], []
+        xs, ys, eval_runs, eval_xs, eval_ys, success_ys = [], [], [], [], [], []
         for run in members:
             df = monitors[run.path]
             xs.append(_monitor_x(df, x))
             ys.append(rolling_mean(df["reward"].to_numpy(), int(window)))
+            if "is_success" in df.columns:
+                success_ys.append(rolling_mean(df["is_success"].to_numpy(), int(window)))
             ev = load_evaluations(run.path) if show_eval else None
             if ev is not None:
                 eval_runs.append(run)
                 eval_xs.append(_eval_x(ev.timesteps, df, x))
                 eval_ys.append(ev.mean_reward)
         curves += _group_curves(label, "train", members, xs, ys, notes)
+        if success_ys and len(success_ys) == len(members):
+            curves += _group_curves(label, "success", members, xs, success_ys, notes)
         if eval_runs:
             if len(eval_runs) < len(members):
                 notes.append(f"{label}: {len(eval_runs)} of {len(members)} runs have evaluations")
@@ -292,12 +297,27 @@ def _draw_and_save(result: PlotResult, groups: dict, title: str | None, fmt: str
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8, 5), layout="constrained")
+    has_success = any(curve.kind == "success" for curve in result.curves)
+    fig = Figure(figsize=(8, 7.5 if has_success else 5), layout="constrained")
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    if has_success:  # goal envs: success rate in a panel under the rewards, same x axis
+        ax, success_ax = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
+        success_ax.set_ylabel(
+            "success rate" + (f" (rolling mean, {result.window} episodes)" if result.window > 1 else "")
+        )
+        success_ax.set_xlabel(result.xlabel)
+        success_ax.set_ylim(-0.05, 1.05)
+        success_ax.grid(True, alpha=0.3)
+    else:
+        ax = fig.add_subplot()
     colors = {label: f"C{i % 10}" for i, (_, _, label) in enumerate(groups)}
     for curve in result.curves:
         color = colors[curve.label]
+        if curve.kind == "success":
+            success_ax.plot(curve.x, curve.y, color=color, label=_legend_text(curve))
+            if curve.lo is not None and curve.hi is not None:
+                success_ax.fill_between(curve.x, curve.lo, curve.hi, color=color, alpha=0.2)
+            continue
         style = (
             {"linestyle": "-"}
             if curve.kind == "train"

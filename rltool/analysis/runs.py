@@ -235,7 +235,8 @@ def _read_monitor_file(path: Path):
     missing = {"r", "l", "t"} - set(df.columns)
     if missing:
         raise ModelLoadError(f"{path}: monitor file lacks column(s) {', '.join(sorted(missing))}")
-    df = df[["r", "l", "t"]].apply(pd.to_numeric, errors="coerce").dropna()
+    columns = ["r", "l", "t"] + (["is_success"] if "is_success" in df.columns else [])  # goal envs
+    df = df[columns].apply(pd.to_numeric, errors="coerce").dropna(subset=["r", "l", "t"])
     df["t"] = df["t"] + t_start
     return df, t_start
 
@@ -251,7 +252,8 @@ def load_monitor(run_dir: Path | str):
     :return: ``pandas.DataFrame`` with one row per finished episode and columns
         ``episode`` (0-based index in time order), ``timesteps`` (cumulative steps at the
         episode's end), ``time`` (seconds since the earliest monitor start), ``reward``,
-        ``length`` and ``env_index`` (which env copy).
+        ``length`` and ``env_index`` (which env copy); goal envs whose Monitor logs ``is_success``
+        also get ``is_success`` (1.0 or 0.0).
     :raises ModelLoadError: no monitor files, unreadable files, or no finished episode.
     """
     import pandas as pd
@@ -286,6 +288,8 @@ def load_monitor(run_dir: Path | str):
             "env_index": data["env_index"].astype(np.int64),
         }
     )
+    if "is_success" in data.columns and data["is_success"].notna().all():
+        out["is_success"] = data["is_success"].astype(float).to_numpy()
     return out
 
 

@@ -266,6 +266,10 @@ def evaluate_command(
                 f"mean_reward={result.mean_reward:.2f} +/- {result.std_reward:.2f} over {episodes} {mode} episodes"
             )
             typer.echo("episode lengths: " + " ".join(str(n) for n in result.episode_lengths))
+            if result.success_rate is not None:
+                typer.echo(
+                    f"success_rate={result.success_rate:.2f} over {len(result.episode_successes)} episodes"
+                )
         if min_reward is not None and result.mean_reward < min_reward:
             if not as_json:
                 typer.echo(f"below --min-reward {min_reward}", err=True)

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from rltool.config import ExperimentConfig, WrapperSpec
+from rltool.envs import families
 from rltool.envs.registry import resolve_env_id
-from rltool.errors import EnvError, ModelLoadError
+from rltool.errors import EnvError, ModelLoadError, first_line
 from rltool.imports import import_object
 
 if TYPE_CHECKING:
@@ -77,7 +78,10 @@ def _apply_env_wrappers(
 ) -> gym.Env:
     for spec in specs:
         wrapper = import_object(spec.path, allowed_modules=allowed, where=where)
-        env = wrapper(env, **spec.kwargs)
+        try:
+            env = wrapper(env, **spec.kwargs)
+        except Exception as error:  # noqa: BLE001 - wrappers assert on spaces and missing packages
+            raise EnvError(f"{where}: {spec.path} cannot wrap the env: {first_line(error)}") from None
     return env
 
 
@@ -95,7 +99,7 @@ def make_env_thunk(config: ExperimentConfig, rank: int, options: EnvOptions) -> 
         from stable_baselines3.common.monitor import Monitor
 
         env_id = resolve_env_id(config.env, config.env_packages, where=f"{config.source}: env")
-        kwargs = dict(config.env_kwargs)
+        kwargs = families.make_kwargs(env_id, config.env_kwargs, tuple(w.path for w in config.env_wrapper))
         if options.render_mode is not None:
             kwargs["render_mode"] = options.render_mode
         try:
@@ -110,9 +114,8 @@ def make_env_thunk(config: ExperimentConfig, rank: int, options: EnvOptions) -> 
         filename = None
         if options.monitor_dir is not None:
             filename = str(options.monitor_dir / f"{options.monitor_prefix}-{rank}")
-        env = Monitor(
-            env, filename=filename, override_existing=not options.append_monitor, **config.monitor_kwargs
-        )
+        monitor_kwargs = families.monitor_info_keywords(env_id, config.monitor_kwargs)
+        env = Monitor(env, filename=filename, override_existing=not options.append_monitor, **monitor_kwargs)
         return _apply_env_wrappers(
             env, config.env_wrapper, options.allowed_modules, f"{config.source}: env_wrapper"
         )
@@ -131,6 +134,11 @@ def build_vec_env(config: ExperimentConfig, options: EnvOptions | None = None) -
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecFrameStack, VecTransposeImage
 
     options = options or EnvOptions()
+    env_id = resolve_env_id(config.env, config.env_packages, where=f"{config.source}: env")
+    try:  # before any env exists: a missing extra is one line
+        families.check_family_packages(env_id, tuple(w.path for w in config.env_wrapper))
+    except EnvError as error:
+        raise EnvError(f"{config.source}: {error}") from None
     if options.monitor_dir is not None:
         options.monitor_dir.mkdir(parents=True, exist_ok=True)
     n_envs = options.n_envs or config.n_envs

@@ -55,9 +55,20 @@ def resolve_env_id(env: str, env_packages: tuple[str, ...] = (), *, where: str =
         if env_id not in gymnasium.registry:
             gymnasium.register(id=env_id, entry_point=factory)
         return env_id
-    if env in gymnasium.registry:
+    from rltool.envs.families import check_family_packages, missing_extra_hint, register_family_of
+
+    try:
+        registered = register_family_of(env)
+    except EnvError as error:
+        raise EnvError(f"{where}: {error}") from None
+    if registered:
+        try:
+            check_family_packages(env)
+        except EnvError as error:
+            raise EnvError(f"{where}: {error}") from None
         return env
-    raise EnvError(f"{where}: {_unknown_env_message(env, list(gymnasium.registry))}")
+    message = _unknown_env_message(env, list(gymnasium.registry))
+    raise EnvError(f"{where}: {message}{missing_extra_hint()}")
 
 
 def _unknown_env_message(env: str, known: list[str]) -> str:
