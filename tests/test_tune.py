@@ -310,7 +310,9 @@ def test_four_workers_start_together_on_a_brand_new_storage(
     study = optuna.load_study(
         study_name=name, storage=open_storage(parse_storage(storage, tmp_path / "x.log"))
     )
-    _check_exact_cap(study, 12, workers=len({t.user_attrs["worker"] for t in study.get_trials()}))
+    # which workers got trials depends on timing; that every worker opened the storage is the point here
+    finished = [t for t in study.get_trials() if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    _check_exact_cap(study, 12, workers=len({t.user_attrs["worker"] for t in finished}))
 
 
 @pytest.mark.parametrize("kind", ["journal", "sqlite"])
