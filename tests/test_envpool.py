@@ -388,15 +388,24 @@ def test_killed_envpool_run_resumes_with_new_monitor_files(tmp_path: Path) -> No
     assert len(load_results(str(run_dir / "monitor"))) > 0
 
 
-def test_seeds_tune_and_smoke_run_on_envpool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+TINY_CONFIG = PPO_CONFIG.replace("n_timesteps: 1024", "n_timesteps: 256")
+
+
+@pytest.mark.slow  # two child processes, each importing torch, jax and envpool
+def test_seeds_train_in_parallel_on_envpool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    config = write_config(tmp_path, PPO_CONFIG.replace("n_timesteps: 1024", "n_timesteps: 256"))
+    config = write_config(tmp_path, TINY_CONFIG)
     result = invoke("train", config, "--vec-env", "envpool", "--seeds", "0,1", "--jobs", 2, "--eval-freq", 0)
     assert result.exit_code == 0, result.output
     runs = sorted((tmp_path / "models" / "ppo-CartPole-v1").glob("run-*"))
     assert len(runs) == 2
-    assert {json.loads((run / "train.json").read_text())["vec_env"] for run in runs} == {"envpool"}
+    infos = [json.loads((run / "train.json").read_text()) for run in runs]
+    assert {info["vec_env"] for info in infos} == {"envpool"} and {info["seed"] for info in infos} == {0, 1}
 
+
+def test_tune_trains_its_trials_on_envpool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = write_config(tmp_path, TINY_CONFIG)
     result = invoke(
         "tune", config, "-p", "vec_env=envpool", "--trials", 2, "-n", 256, "--n-evaluations", 1,
         "--eval-episodes", 1, "--sampler", "random", "--pruner", "none",
@@ -405,9 +414,12 @@ def test_seeds_tune_and_smoke_run_on_envpool(tmp_path: Path, monkeypatch: pytest
     best = next((tmp_path / "models" / "tune").rglob("best.yaml"))
     assert "vec_env: envpool" in best.read_text()
 
-    smoke_config = write_config(tmp_path, PPO_CONFIG + "vec_env: envpool\n", name="fast")
-    result = invoke("smoke", smoke_config)
+
+def test_smoke_passes_an_envpool_config(tmp_path: Path) -> None:
+    config = write_config(tmp_path, PPO_CONFIG + "vec_env: envpool\n", name="fast")
+    result = invoke("smoke", config)
     assert result.exit_code == 0, result.output
+    assert "fast.yaml" in result.output
 
 
 LEARNING_CONFIG = """\
