@@ -21,9 +21,14 @@ from rltool.fileio import atomic_path, write_bytes
 
 
 def save_model(model: Any, path: Path) -> None:
-    """Save an SB3 model to ``path`` atomically."""
+    """Save a model to ``path`` atomically (an SBX model without JAX pickles, see :mod:`rltool.sbx_io`)."""
+    from rltool.sbx_io import is_sbx_model, save_sbx_model
+
     with atomic_path(path) as temporary:
-        model.save(temporary)
+        if is_sbx_model(model):
+            save_sbx_model(model, Path(temporary))
+        else:
+            model.save(temporary)
 
 
 def save_vecnormalize(env: Any, path: Path) -> bool:
@@ -205,6 +210,10 @@ def checkpoint_dirs(run_dir: Path) -> list[Path]:
 
 def weights_finite(model: Any) -> bool:
     """:return: whether every parameter of the model's policy is finite (no NaN, no inf)."""
+    from rltool.sbx_io import is_sbx_model, sbx_weights_finite
+
+    if is_sbx_model(model):
+        return sbx_weights_finite(model)
     return all(bool(parameter.data.isfinite().all()) for parameter in model.policy.parameters())
 
 

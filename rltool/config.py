@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from rltool.algos.registry import ALGOS, SCHEDULE_KEYS
+from rltool.algos.registry import ALGOS, BACKENDS, DEFAULT_BACKEND, SCHEDULE_KEYS, AlgoSpec
 from rltool.errors import ConfigError
 from rltool.literal import Symbol, contains_symbol, parse_literal, symbol, to_source
 from rltool.schedules import is_schedule_string
@@ -31,7 +31,7 @@ from rltool.schedules import is_schedule_string
 SPECIAL_KEYS = (
     "env", "algo", "seed", "n_timesteps", "n_envs", "policy", "normalize", "frame_stack", "env_kwargs",
     "env_wrapper", "vec_env_wrapper", "monitor_kwargs", "callback", "noise_type", "noise_std",
-    "env_packages", "vec_env",
+    "env_packages", "vec_env", "backend",
 )  # fmt: skip
 _INT_KEYS = frozenset(
     [
@@ -129,6 +129,8 @@ class ExperimentConfig:
     noise_std: float | list[float] | None = None
     env_packages: tuple[str, ...] = ()
     vec_env: str = "dummy"
+    #: which library implements the algorithm: "sb3" (torch) or "sbx" (JAX)
+    backend: str = DEFAULT_BACKEND
     #: keywords passed to the algorithm's constructor, with schedule strings and symbols unresolved
     algo_kwargs: dict[str, Any] = field(default_factory=dict)
     #: the file this config came from (for messages and train.json)
@@ -339,15 +341,27 @@ class _Checker:
         return tuple(specs)
 
 
-def _check_algo_kwarg(checker: _Checker, algo: str, key: str, value: Any) -> Any:
-    spec = ALGOS[algo]
+def _check_algo_kwarg(
+    checker: _Checker, algo: str, key: str, value: Any, backend: str = DEFAULT_BACKEND
+) -> Any:
+    spec = BACKENDS[backend][algo]
     if key not in spec.keywords:
+        if backend != DEFAULT_BACKEND and key in ALGOS.get(algo, spec).keywords:
+            raise checker.fail(
+                key, f"not supported by {algo} on backend {backend} (remove it, or use backend sb3)"
+            )
         options = set(spec.keywords) | set(SPECIAL_KEYS)
         raise checker.fail(key, f"unknown key for {algo}{_did_you_mean(key, options)}")
     if key in SCHEDULE_KEYS:
         return checker.schedule(key, value)
-    if key == "target_kl" and value is None:
+    if key in ("target_kl", "qf_learning_rate") and value is None:
         return None
+    if key == "qf_learning_rate":
+        return checker.number(key, value)
+    if key == "param_resets":
+        if not isinstance(value, list):
+            raise checker.fail(key, f"expected a list of step numbers, got {value!r}")
+        return [checker.integer(key, item, minimum=0) for item in value]
     if key in _INT_KEYS:
         minimum = 1 if key in _POSITIVE_INT_KEYS else None
         return checker.integer(key, value, minimum=minimum)
@@ -356,7 +370,10 @@ def _check_algo_kwarg(checker: _Checker, algo: str, key: str, value: Any) -> Any
     if key in _BOOL_KEYS:
         return checker.boolean(key, value)
     if key in _DICT_KEYS:
-        return checker.mapping(key, value)
+        mapping = checker.mapping(key, value)
+        if key == "policy_kwargs":
+            _check_policy_kwargs(checker, spec, backend, mapping)
+        return mapping
     if key in _CLASS_KEYS:
         if not isinstance(value, str):
             raise checker.fail(key, f"expected a class name such as 'HerReplayBuffer', got {value!r}")
@@ -382,25 +399,71 @@ def _check_algo_kwarg(checker: _Checker, algo: str, key: str, value: Any) -> Any
     return value
 
 
+def _check_policy_kwargs(
+    checker: _Checker, spec: AlgoSpec, backend: str, policy_kwargs: dict[str, Any]
+) -> None:
+    """Refuse ``policy_kwargs`` entries the backend's policies do not take (the SBX ones are listed)."""
+    if spec.policy_keywords is None:
+        return
+    for name in policy_kwargs:
+        if name not in spec.policy_keywords:
+            raise checker.fail(
+                "policy_kwargs",
+                f"entry '{name}' is not supported by {spec.name} on backend {backend} "
+                f"(supported: {', '.join(sorted(spec.policy_keywords))})",
+            )
+    activation = policy_kwargs.get("activation_fn")
+    if activation is not None and backend == "sbx":
+        from rltool.algos.jax_activations import JAX_ACTIVATIONS
+
+        if getattr(activation, "name", activation) not in JAX_ACTIVATIONS:
+            raise checker.fail(
+                "policy_kwargs",
+                f"activation_fn {activation} is not supported by {spec.name} on backend {backend} "
+                f"(supported: {', '.join(JAX_ACTIVATIONS)})",
+            )
+    net_arch = policy_kwargs.get("net_arch")
+    if isinstance(net_arch, list) and any(isinstance(item, dict) for item in net_arch):
+        raise checker.fail(
+            "policy_kwargs",
+            "net_arch: a list holding a dict is SB3 1.x's form; write dict(pi=[...], vf=[...])",
+        )
+
+
+def _backend_of(hyperparams: dict[str, Any], checker: _Checker) -> str:
+    backend = hyperparams.get("backend", DEFAULT_BACKEND)
+    if backend not in BACKENDS:
+        raise checker.fail("backend", f"expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    return backend
+
+
 def _build(
     hyperparams: dict[str, Any], env: str, algo: str, checker: _Checker, source: str
 ) -> ExperimentConfig:
-    if algo not in ALGOS:
+    if algo not in ALGOS and algo not in BACKENDS["sbx"]:
         raise ConfigError(
             f"{checker.path}: unknown algorithm '{algo}'{_did_you_mean(algo, set(ALGOS))} "
             f"(known: {', '.join(ALGOS)})"
         )
-    spec = ALGOS[algo]
+    backend = _backend_of(hyperparams, checker)
+    table = BACKENDS[backend]
+    if algo not in table:
+        raise checker.fail(
+            "backend",
+            f"algorithm {algo} is not supported by backend {backend} (it has {', '.join(table)}; "
+            f"use backend {DEFAULT_BACKEND} for {algo})",
+        )
+    spec = table[algo]
     values: dict[str, Any] = {}
     algo_kwargs: dict[str, Any] = {}
     for key, value in hyperparams.items():
         key = str(key)
-        if key in ("env", "algo"):
+        if key in ("env", "algo", "backend"):
             continue
         if key in SPECIAL_KEYS:
             values[key] = value
         else:
-            algo_kwargs[key] = _check_algo_kwarg(checker, algo, key, value)
+            algo_kwargs[key] = _check_algo_kwarg(checker, algo, key, value, backend)
 
     if "n_timesteps" not in values:
         raise ConfigError(f"{checker.path}: missing key 'n_timesteps' (or pass --n-timesteps)")
@@ -411,7 +474,9 @@ def _build(
     policy = values.get("policy", spec.policies[0])
     if policy not in spec.policies:
         raise checker.fail(
-            "policy", f"unknown policy '{policy}' for {algo}; choose one of {', '.join(spec.policies)}"
+            "policy",
+            f"unknown policy '{policy}' for {algo}{'' if backend == DEFAULT_BACKEND else f' on backend {backend}'}; "
+            f"choose one of {', '.join(spec.policies)}",
         )
 
     normalize = values.get("normalize", False)
@@ -481,6 +546,7 @@ def _build(
         noise_std=noise_std,
         env_packages=tuple(env_packages),
         vec_env=vec_env,
+        backend=backend,
         algo_kwargs=algo_kwargs,
         source=source,
     )
@@ -531,6 +597,7 @@ def load_config(
     n_envs: int | None = None,
     vec_env: str | None = None,
     check_env: bool = True,
+    backend: str | None = None,
 ) -> ExperimentConfig:
     """Read and validate a config file (single-experiment or rl-baselines3-zoo format).
 
@@ -543,6 +610,7 @@ def load_config(
     :param n_envs: overrides the number of parallel envs.
     :param vec_env: overrides the kind of vectorized env (``--vec-env``).
     :param check_env: also check that the env id exists (imports gymnasium, not torch).
+    :param backend: overrides the file's ``backend`` ("sb3" or "sbx"; ``--backend``).
     :return: the validated config.
     """
     path = Path(path)
@@ -564,6 +632,9 @@ def load_config(
     if vec_env is not None:
         hyperparams["vec_env"] = vec_env
         checker.override_keys["vec_env"] = "--vec-env"
+    if backend is not None:
+        hyperparams["backend"] = backend
+        checker.override_keys["backend"] = "--backend"
     config = _build(hyperparams, env_id, algo_name, checker, str(path))
     if check_env:
         from rltool.envs.registry import check_env_id
@@ -617,6 +688,7 @@ def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
         "noise_std": config.noise_std,
         "env_packages": list(config.env_packages) or None,
         "vec_env": config.vec_env if config.vec_env != "dummy" else None,
+        "backend": config.backend if config.backend != DEFAULT_BACKEND else None,
     }
     data.update({key: value for key, value in optional.items() if value is not None})
     data.update({key: _plain(value) for key, value in config.algo_kwargs.items()})

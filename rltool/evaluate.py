@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +198,21 @@ def load_trained(
             trust_pickles=trust_pickles,
         ),
     )
+    from rltool.sbx_io import load_sbx_model, zip_has_sbx_state
+
+    if config.backend == "sbx" or zip_has_sbx_state(target.model_path):
+        try:
+            model = load_sbx_model(
+                target.model_path,
+                replace(config, backend="sbx"),
+                env,
+                trust_pickles=trust_pickles,
+                env_name=config.env,
+            )
+        except BaseException:
+            env.close()
+            raise
+        return model, env
     extra: dict[str, Any] = {}
     policy_kwargs = model_kwargs(config).get("policy_kwargs")
     if policy_kwargs is not None:
@@ -284,7 +299,7 @@ def evaluate(
     from rltool.callbacks import evaluate_episodes
     from rltool.train import set_threads
 
-    set_threads(None)
+    set_threads(None, target.config.backend)
     if seed is None and target.config.seed is not None:
         seed = target.config.seed + 10_000
     model, env = load_trained(target, seed=seed, trust_pickles=trust_pickles, allowed_modules=allowed_modules)

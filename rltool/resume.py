@@ -24,6 +24,7 @@ from rltool.train import (
     TrainResult,
     build_env,
     free_monitor_prefix,
+    prepare_device,
     run_learning,
     set_threads,
 )
@@ -98,10 +99,25 @@ def _schedules_from_config(config: ExperimentConfig) -> dict[str, Any]:
     return objects
 
 
-def _load_point(point: ResumePoint, config: ExperimentConfig, env: Any, options: TrainOptions) -> Any:
+def _load_point(
+    point: ResumePoint, config: ExperimentConfig, env: Any, options: TrainOptions, device: str = "cpu"
+) -> Any:
     from rltool.algos import algo_class
     from rltool.safe_load import load_model, load_replay_buffer
 
+    if config.backend == "sbx":
+        from rltool.sbx_io import load_sbx_model
+
+        model = load_sbx_model(
+            point.model_path, config, env, trust_pickles=options.trust_pickles, env_name=config.env
+        )
+        model.set_env(env)
+        if point.replay_buffer_path is not None:
+            load_replay_buffer(model, point.replay_buffer_path, trust_pickles=options.trust_pickles)
+            from stable_baselines3.common.utils import get_device
+
+            model.replay_buffer.device = get_device("cpu")  # SBX samples numpy batches on the CPU
+        return model
     model = load_model(
         point.model_path,
         algo_class(config.algo),
@@ -111,6 +127,7 @@ def _load_point(point: ResumePoint, config: ExperimentConfig, env: Any, options:
         extra_custom_objects=_schedules_from_config(config),
         env_name=config.env,
         env=env,
+        device=device,
     )
     model.set_env(env)
     if point.replay_buffer_path is not None:
@@ -183,7 +200,8 @@ def resume(
     if config.normalize_kwargs is not None:
         points = [point for point in points if point.vecnormalize_path is not None] or points
 
-    threads = set_threads(options.threads)
+    threads = set_threads(options.threads, config.backend)
+    device = prepare_device(options.device or config.algo_kwargs.get("device"), config.backend)
     # new Monitor files for this segment: the old ones are logs and stay as they are
     prefix = free_monitor_prefix(run_dir / "monitor", "train")
     model = env = None
@@ -194,7 +212,7 @@ def resume(
                 config, run_dir, options, vecnormalize_path=point.vecnormalize_path, monitor_prefix=prefix
             )
             try:
-                model = _load_point(point, config, env, options)
+                model = _load_point(point, config, env, options, device)
                 break
             except BaseException:
                 env.close()
@@ -246,6 +264,7 @@ def resume(
             options,
             report,
             threads=threads,
+            device=device,
             reset_num_timesteps=False,
             extra_callbacks=extra_callbacks,
         )

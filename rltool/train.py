@@ -40,6 +40,8 @@ class TrainOptions:
     :param trust_pickles: load pickled files without the restricted unpickler (resume).
     :param verbose: SB3 verbosity.
     :param run_dir: use exactly this (new, empty) run folder instead of the next ``run-N``.
+    :param device: "auto", "cpu" or "cuda" (None: the config's ``device``, else the CPU for SB3 and
+        JAX's default platform for SBX).
     """
 
     log_folder: Path = Path("models")
@@ -55,6 +57,7 @@ class TrainOptions:
     trust_pickles: bool = False
     verbose: int = 0
     run_dir: Path | None = None
+    device: str | None = None
 
 
 @dataclass
@@ -75,13 +78,86 @@ def default_threads() -> int:
     return 1
 
 
-def set_threads(threads: int | None) -> int:
-    """Set torch's intra-op thread count. :return: the count set."""
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def set_threads(threads: int | None, backend: str = "sb3") -> int:
+    """Set the thread counts of the engines: torch's intra-op threads, and XLA's for the SBX backend.
+
+    XLA reads its flags once, when JAX starts, so for SBX this must run before ``jax`` is imported
+    (rltool imports it only when it builds an SBX model); see :func:`xla_thread_flags`.
+
+    :param threads: the count (None: :func:`default_threads`).
+    :param backend: "sb3" or "sbx".
+    :return: the count set.
+    """
     import torch
 
     count = threads or default_threads()
     torch.set_num_threads(count)
+    if backend == "sbx":
+        flags = os.environ.get("XLA_FLAGS", "").split()
+        wanted = xla_thread_flags(count)
+        names = {flag.split("=")[0] for flag in wanted}
+        os.environ["XLA_FLAGS"] = " ".join([f for f in flags if f.split("=")[0] not in names] + wanted)
     return count
+
+
+def xla_thread_flags(threads: int) -> list[str]:
+    """:return: the XLA_FLAGS that ask XLA's CPU backend for ``threads`` threads (jax/jaxlib 0.10).
+
+    ``--xla_cpu_multi_thread_eigen=false`` makes XLA's Eigen kernels (matrix products, convolutions)
+    single-threaded; ``intra_op_parallelism_threads`` sizes the intra-op pool where the runtime
+    honours it. docs/fast-engines.md has the measurement.
+    """
+    multi = "true" if threads > 1 else "false"
+    return [f"--xla_cpu_multi_thread_eigen={multi}", f"intra_op_parallelism_threads={threads}"]
+
+
+def prepare_device(device: str | None, backend: str) -> str:
+    """Check that ``device`` exists on this machine for ``backend`` and say what will run where.
+
+    For SBX this selects JAX's platform (``JAX_PLATFORMS``) before JAX is imported.
+
+    :param device: "auto", "cpu", "cuda" or None (cpu for SB3; JAX's default platform for SBX).
+    :param backend: "sb3" or "sbx".
+    :return: the device name recorded in train.json ("cpu", "cuda").
+    :raises RltoolError: an unknown device, or cuda on a machine without it.
+    """
+    if device is not None and device not in DEVICES:
+        raise RltoolError(f"--device: expected one of {', '.join(DEVICES)}, got '{device}'")
+    if backend == "sbx":
+        if device == "cpu":
+            os.environ["JAX_PLATFORMS"] = "cpu"
+        import jax
+
+        if device == "cuda":
+            try:
+                gpus = jax.devices("gpu")
+            except Exception as error:  # RuntimeError "Unknown backend", failed plugin start, ...
+                raise RltoolError(
+                    f"--device cuda: JAX sees no CUDA device on this machine ({_first_line(error)}); "
+                    "use --device cpu or auto"
+                ) from None
+            jax.config.update("jax_default_device", gpus[0])
+            return "cuda"
+        platform = jax.devices()[0].platform
+        return "cuda" if platform == "gpu" else platform
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RltoolError(
+            "--device cuda: torch sees no CUDA device on this machine (use --device cpu or auto)"
+        )
+    if device in ("cuda", "auto") and torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def _first_line(error: BaseException) -> str:
+    from rltool.errors import first_line
+
+    return first_line(error)
 
 
 def create_run_dir(log_folder: Path, run_name: str) -> Path:
@@ -116,7 +192,17 @@ def package_versions() -> dict[str, str]:
     from importlib import metadata
 
     versions = {"python": platform.python_version()}
-    for name in ("rltool", "stable-baselines3", "sb3-contrib", "torch", "gymnasium", "numpy"):
+    for name in (
+        "rltool",
+        "stable-baselines3",
+        "sb3-contrib",
+        "torch",
+        "gymnasium",
+        "numpy",
+        "sbx-rl",
+        "jax",
+        "flax",
+    ):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
     return versions
@@ -205,7 +291,8 @@ def train(
     """
     from rltool.algos import build_model
 
-    threads = set_threads(options.threads)
+    threads = set_threads(options.threads, config.backend)
+    device = prepare_device(options.device or config.algo_kwargs.get("device"), config.backend)
     created = options.run_dir is None
     run_dir = options.run_dir or create_run_dir(options.log_folder, config.run_name)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -213,7 +300,9 @@ def train(
         env = build_env(config, run_dir, options)
         try:
             tensorboard_log = str(run_dir / "tb") if options.tensorboard else None
-            model = build_model(config, env, tensorboard_log=tensorboard_log, verbose=options.verbose)
+            model = build_model(
+                config, env, tensorboard_log=tensorboard_log, verbose=options.verbose, device=device
+            )
         except BaseException:
             env.close()
             raise
@@ -237,6 +326,7 @@ def train(
             options,
             report,
             threads=threads,
+            device=device,
             reset_num_timesteps=True,
             extra_callbacks=extra_callbacks,
         )
@@ -254,6 +344,7 @@ def run_learning(
     threads: int,
     reset_num_timesteps: bool,
     extra_callbacks: list[Any] | None = None,
+    device: str = "cpu",
 ) -> TrainResult:
     """Learn until the config's total ``n_timesteps``, then save, evaluate and write train.json.
 
@@ -267,9 +358,10 @@ def run_learning(
     :param run_dir: the run folder.
     :param options: see :class:`TrainOptions`.
     :param report: where to print.
-    :param threads: torch threads in use (recorded).
+    :param threads: torch (and XLA) threads in use (recorded).
     :param reset_num_timesteps: True for new runs.
     :param extra_callbacks: more SB3 callbacks (e.g. tuning's).
+    :param device: where the networks run ("cpu", "cuda"; recorded).
     :return: the summary.
     """
     from stable_baselines3.common.callbacks import CallbackList
@@ -306,6 +398,10 @@ def run_learning(
             "steps_per_s": round(steps_done / wall_time, 2) if wall_time > 0 else None,
             "status": status,
             "config_file": config.source,
+            "backend": config.backend,
+            "engine": "jax" if config.backend == "sbx" else "torch",
+            "device": device,
+            "xla_flags": os.environ.get("XLA_FLAGS") if config.backend == "sbx" else None,
             "versions": package_versions(),
             "pid": os.getpid(),
             "final_eval": final_eval,

@@ -75,7 +75,7 @@ def record_video(
     output = output or default_video_path(target)
     check_writable_folder(output.parent)
     check_rgb_array(target)
-    set_threads(None)
+    set_threads(None, target.config.backend)
     model, env = load_trained(
         target,
         render_mode="rgb_array",

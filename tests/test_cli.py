@@ -186,13 +186,18 @@ def _imported(stderr: str) -> set[str]:
 def test_help_and_config_errors_do_not_import_torch(tmp_path):
     result = _real_cli("--help", cwd=tmp_path)
     assert result.returncode == 0 and "train" in result.stdout
-    assert not {"torch", "stable_baselines3", "gymnasium"} & _imported(result.stderr)
+    assert not {"torch", "stable_baselines3", "gymnasium", "jax", "sbx", "flax"} & _imported(result.stderr)
 
     bad = make_config(tmp_path, "ppo", "CartPole-v1", extra="n_step: 3\n")
     result = _real_cli("train", str(bad), cwd=tmp_path)
     assert result.returncode == 2
     assert "did you mean 'n_steps'" in result.stderr.splitlines()[-1]
-    assert not {"torch", "stable_baselines3"} & _imported(result.stderr)
+    assert not {"torch", "stable_baselines3", "jax", "sbx"} & _imported(result.stderr)
+
+    # the SBX backend's refusals answer before JAX is imported too
+    result = _real_cli("train", str(bad), "--backend", "sbx", "--algo", "a2c", cwd=tmp_path)
+    assert result.returncode == 2 and "backend sbx" in result.stderr.splitlines()[-1]
+    assert not {"torch", "stable_baselines3", "jax", "sbx"} & _imported(result.stderr)
 
 
 def test_real_subprocess_train_and_eval(tmp_path):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from rltool.algos.registry import ALGOS, SCHEDULE_KEYS, AlgoSpec
+from rltool.algos.registry import ALGOS, DEFAULT_BACKEND, SCHEDULE_KEYS, AlgoSpec, algo_spec
 from rltool.errors import ConfigError, first_line
-from rltool.literal import resolve_symbols
+from rltool.literal import Symbol, resolve_symbols
 from rltool.schedules import to_schedule
 
 if TYPE_CHECKING:
@@ -19,10 +19,21 @@ if TYPE_CHECKING:
 __all__ = ["ALGOS", "AlgoSpec", "algo_class", "build_model", "model_kwargs"]
 
 
-def algo_class(name: str) -> type[BaseAlgorithm]:
-    """:return: the class of algorithm ``name`` (imports SB3 / sb3-contrib)."""
-    spec = ALGOS[name]
+def algo_class(name: str, backend: str = DEFAULT_BACKEND) -> type[BaseAlgorithm]:
+    """:return: the class of algorithm ``name`` on ``backend`` (imports SB3 / sb3-contrib / sbx)."""
+    spec = algo_spec(name, backend)
     return getattr(importlib.import_module(spec.module), spec.class_name)
+
+
+def _sbx_policy_kwargs(policy_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Translate a config's policy_kwargs for SBX: torch activation names become JAX functions."""
+    from rltool.algos.jax_activations import jax_activation
+
+    translated = dict(policy_kwargs)
+    activation = translated.get("activation_fn")
+    if isinstance(activation, Symbol):
+        translated["activation_fn"] = jax_activation(activation.name)
+    return resolve_symbols(translated)
 
 
 def _action_noise(config: ExperimentConfig, env: VecEnv) -> Any:
@@ -47,7 +58,9 @@ def model_kwargs(config: ExperimentConfig, env: VecEnv | None = None) -> dict[st
     """
     kwargs: dict[str, Any] = {}
     for key, value in config.algo_kwargs.items():
-        if key in SCHEDULE_KEYS:
+        if key == "policy_kwargs" and config.backend == "sbx":
+            kwargs[key] = _sbx_policy_kwargs(value)
+        elif key in SCHEDULE_KEYS:
             kwargs[key] = to_schedule(value)
         elif key == "train_freq" and isinstance(value, (list, tuple)):
             kwargs[key] = tuple(value)
@@ -60,7 +73,12 @@ def model_kwargs(config: ExperimentConfig, env: VecEnv | None = None) -> dict[st
 
 
 def build_model(
-    config: ExperimentConfig, env: VecEnv, *, tensorboard_log: str | None = None, verbose: int = 0
+    config: ExperimentConfig,
+    env: VecEnv,
+    *,
+    tensorboard_log: str | None = None,
+    verbose: int = 0,
+    device: str | None = None,
 ) -> BaseAlgorithm:
     """Create a fresh model of the config's algorithm on ``env``.
 
@@ -68,16 +86,20 @@ def build_model(
     :param env: the training env from :func:`rltool.envs.builder.build_vec_env`.
     :param tensorboard_log: folder for TensorBoard events, or None.
     :param verbose: SB3 verbosity.
+    :param device: torch device (SB3 backend; SBX places arrays through JAX's platform choice).
     :return: the model.
     """
     kwargs = model_kwargs(config, env)
+    if device is not None:
+        kwargs["device"] = device
     kwargs.setdefault("verbose", verbose)
     if tensorboard_log is not None:
         kwargs["tensorboard_log"] = tensorboard_log
     try:
-        return algo_class(config.algo)(config.policy, env, seed=config.seed, **kwargs)
+        return algo_class(config.algo, config.backend)(config.policy, env, seed=config.seed, **kwargs)
     except (AssertionError, ValueError, TypeError, KeyError) as error:
         # SB3 asserts on unsupported spaces and invalid combinations; that is a config mistake
+        on_backend = "" if config.backend == DEFAULT_BACKEND else f" (backend {config.backend})"
         raise ConfigError(
-            f"{config.source}: cannot build {config.algo} on {config.env}: {first_line(error)}"
+            f"{config.source}: cannot build {config.algo}{on_backend} on {config.env}: {first_line(error)}"
         ) from None

@@ -32,6 +32,8 @@ class AlgoSpec:
     keywords: frozenset[str]
     policies: tuple[str, ...] = _STANDARD_POLICIES
     off_policy: bool = False
+    #: entries of ``policy_kwargs`` this backend accepts (None: whatever the library takes)
+    policy_keywords: frozenset[str] | None = None
 
 
 def _spec(
@@ -44,6 +46,15 @@ def _spec(
     **flags,
 ) -> AlgoSpec:
     return AlgoSpec(name, module, class_name, frozenset(base + extra + _COMMON) - set(drop), **flags)
+
+
+def _sbx_spec(
+    name: str, class_name: str, *extra: str, base: tuple[str, ...] = (), drop: tuple[str, ...] = (), **flags
+) -> AlgoSpec:
+    policy_keywords = frozenset(_SBX_POLICY_COMMON + flags.pop("policy_extra", ()))
+    return _spec(
+        name, "sbx", class_name, *extra, base=base, drop=drop, policy_keywords=policy_keywords, **flags
+    )
 
 
 ALGOS: dict[str, AlgoSpec] = {
@@ -88,6 +99,57 @@ ALGOS: dict[str, AlgoSpec] = {
               drop=("gae_lambda",)),
     )
 }  # fmt: skip
+
+# ---------------------------------------------------------------------------
+# The SBX (JAX) backend: the same names, SBX's classes and keywords (sbx-rl 0.28).
+
+# policy_kwargs entries that mean the same on both backends. Torch-only entries (optimizer_class,
+# optimizer_kwargs, features_extractor_class, ...) are refused: their values are torch objects.
+_SBX_POLICY_COMMON = ("net_arch", "activation_fn")
+_SBX_ACTOR = ("log_std_init", "use_sde", "use_expln", "clip_mean")
+_SBX_CRITICS = ("n_critics", "dropout_rate", "layer_norm")
+_SBX_SAC_LIKE = ("qf_learning_rate", "action_noise", "policy_delay", "ent_coef", "target_entropy", "use_sde",
+                 "sde_sample_freq", "use_sde_at_warmup", "param_resets")  # fmt: skip
+
+SBX_ALGOS: dict[str, AlgoSpec] = {
+    spec.name: spec
+    for spec in (
+        _sbx_spec("ppo", "PPO", "batch_size", "n_epochs", "clip_range", "clip_range_vf", "rollout_buffer_class",
+                  "rollout_buffer_kwargs", "target_kl", base=_ON_POLICY, drop=("stats_window_size",),
+                  policies=("MlpPolicy", "CnnPolicy"), policy_extra=("ortho_init", *_SBX_ACTOR)),
+        _sbx_spec("sac", "SAC", *_SBX_SAC_LIKE, base=_OFF_POLICY, drop=("optimize_memory_usage",),
+                  off_policy=True, policies=("MlpPolicy", "MultiInputPolicy", "SimbaPolicy"),
+                  policy_extra=(*_SBX_ACTOR, *_SBX_CRITICS)),
+        _sbx_spec("tqc", "TQC", *_SBX_SAC_LIKE, "top_quantiles_to_drop_per_net", base=_OFF_POLICY,
+                  drop=("optimize_memory_usage",), off_policy=True,
+                  policies=("MlpPolicy", "MultiInputPolicy", "SimbaPolicy"),
+                  policy_extra=(*_SBX_ACTOR, *_SBX_CRITICS, "n_quantiles")),
+        _sbx_spec("dqn", "DQN", "target_update_interval", "exploration_fraction", "exploration_initial_eps",
+                  "exploration_final_eps", base=_OFF_POLICY, drop=("stats_window_size",), off_policy=True,
+                  policies=("MlpPolicy", "CnnPolicy")),
+        _sbx_spec("td3", "TD3", "qf_learning_rate", "action_noise", "policy_delay", "target_policy_noise",
+                  "target_noise_clip", "param_resets", base=_OFF_POLICY, drop=("optimize_memory_usage",),
+                  off_policy=True, policies=("MlpPolicy", "MultiInputPolicy"),
+                  policy_extra=("use_sde", *_SBX_CRITICS)),
+        _sbx_spec("ddpg", "DDPG", "qf_learning_rate", "action_noise", base=_OFF_POLICY,
+                  drop=("optimize_memory_usage", "stats_window_size"), off_policy=True, policies=("MlpPolicy",),
+                  policy_extra=("use_sde", *_SBX_CRITICS)),
+        _sbx_spec("crossq", "CrossQ", *_SBX_SAC_LIKE, base=_OFF_POLICY, drop=("optimize_memory_usage", "tau"),
+                  off_policy=True, policies=("MlpPolicy", "MultiInputPolicy", "SimbaPolicy"),
+                  policy_extra=(*_SBX_ACTOR, *_SBX_CRITICS, "batch_norm", "batch_norm_actor",
+                                "batch_norm_momentum", "renorm_warmup_steps")),
+    )
+}  # fmt: skip
+
+#: Backend name -> its algorithm table. "sb3" is the default.
+BACKENDS: dict[str, dict[str, AlgoSpec]] = {"sb3": ALGOS, "sbx": SBX_ALGOS}
+DEFAULT_BACKEND = "sb3"
+
+
+def algo_spec(name: str, backend: str = DEFAULT_BACKEND) -> AlgoSpec:
+    """:return: what ``backend`` knows about algorithm ``name`` (KeyError if it lacks it)."""
+    return BACKENDS[backend][name]
+
 
 # Keywords of the algorithms that hold a learning-rate-like schedule; "lin_X" strings become schedules.
 SCHEDULE_KEYS = frozenset({"learning_rate", "clip_range", "clip_range_vf", "delta_std"})

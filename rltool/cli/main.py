@@ -61,6 +61,18 @@ AllowModuleOpt = Annotated[
     ),
 ]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed.")]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--backend", help="sb3 (torch) or sbx (JAX); same as -p backend=... (default: the config's)."
+    ),
+]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--device", help="auto, cpu or cuda (default: the config's device, else cpu; sbx: JAX's choice)."
+    ),
+]
 DeterministicOpt = Annotated[
     bool, typer.Option("--deterministic/--stochastic", help="Greedy or sampled actions.")
 ]
@@ -89,8 +101,11 @@ def train(
     ] = 5,
     save_freq: Annotated[int, typer.Option("--save-freq", help="Checkpoint every N steps (0: off).")] = 0,
     threads: Annotated[
-        int | None, typer.Option("--threads", help="Torch threads (default 1 on CPU).")
+        int | None,
+        typer.Option("--threads", help="Threads of torch, XLA (sbx) and EnvPool (default 1 on CPU)."),
     ] = None,
+    backend: BackendOpt = None,
+    device: DeviceOpt = None,
     vec_env: Annotated[
         str | None,
         typer.Option("--vec-env", help="dummy, subproc or envpool (default: the config's)."),
@@ -120,7 +135,9 @@ def train(
             raise RltoolError("give a config file (rltool train configs/cartpole.yaml) or --resume RUN_DIR")
         if resume is not None and seeds is not None:
             raise RltoolError("--resume and --seeds do not combine; resume each run folder on its own")
-        if resume is not None and (config is not None or params or env or algo or n_envs or seed is not None):
+        if resume is not None and (
+            config is not None or params or env or algo or n_envs or seed is not None or backend is not None
+        ):
             raise RltoolError(
                 "--resume continues a run with its own config; only --n-timesteps may change it"
             )
@@ -129,6 +146,10 @@ def train(
         for name, value in (("--eval-freq", eval_freq), ("--save-freq", save_freq)):
             if value < 0:
                 raise RltoolError(f"{name}: must be >= 0, got {value}")
+        if threads is not None and threads < 1:
+            raise RltoolError(f"--threads: must be >= 1, got {threads}")
+        if device not in (None, "auto", "cpu", "cuda"):
+            raise RltoolError(f"--device: expected auto, cpu or cuda, got '{device}'")
         if resume is None and seeds is None:
             experiment = load_config(
                 config,
@@ -139,6 +160,7 @@ def train(
                 seed=seed,
                 n_envs=n_envs,
                 vec_env=vec_env,
+                backend=backend,
             )
         from rltool.train import TrainOptions
         from rltool.train import train as run_training
@@ -155,6 +177,7 @@ def train(
             allowed_modules=tuple(allow_module or ()),
             trust_pickles=trust_pickles,
             verbose=verbose,
+            device=device,
         )
         if seeds is not None:
             from rltool.multiseed import parse_seeds, train_seeds
@@ -167,6 +190,7 @@ def train(
                 n_envs=n_envs,
                 seed=seed,
                 vec_env=vec_env,
+                backend=backend,
             )
             code = train_seeds(config, parse_seeds(seeds), jobs, load_kwargs, options, report=typer.echo)
             raise typer.Exit(code=code)

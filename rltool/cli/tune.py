@@ -92,6 +92,12 @@ def tune(
         Path, typer.Option("-f", "--log-folder", help="Results go to <log-folder>/tune/<study-name>/.")
     ] = Path("models"),
     allow_module: _AllowModuleOpt = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend", help="sb3 (torch) or sbx (JAX); same as -p backend=... (default: the config's)."
+        ),
+    ] = None,
 ) -> None:
     """Search the config's hyperparameters with Optuna; writes best.yaml, trials.csv and plots."""
     import signal
@@ -104,7 +110,9 @@ def tune(
         from rltool.tune.study import TuneOptions, parse_enqueue, search_space_names
         from rltool.tune.study import tune as run_tune
 
-        experiment = load_config(config, env=env, algo=algo, overrides=params or (), seed=seed, n_envs=n_envs)
+        experiment = load_config(
+            config, env=env, algo=algo, overrides=params or (), seed=seed, n_envs=n_envs, backend=backend
+        )
         if params and experiment.algo in SAMPLERS:
             tuned = search_space_names(experiment)
             for key in sorted({text.partition("=")[0].strip() for text in params} & tuned):

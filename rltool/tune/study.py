@@ -1076,7 +1076,7 @@ def tune(config: ExperimentConfig, options: TuneOptions, report: Report = print)
                         f"--enqueue: '{key}' is not a parameter of the {config.algo} search space"
                         f"{_did_you_mean(key, sorted(names))} (parameters: {', '.join(sorted(names))})"
                     )
-    set_threads(1)  # one core per worker: N workers use N cores
+    set_threads(1, config.backend)  # one core per worker: N workers use N cores
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study, folder, spec = open_study(config, options)
     for number in fail_dead_local_trials(study):
