@@ -286,6 +286,32 @@ def test_periodic_evaluation_uses_gymnasium(tmp_path: Path, monkeypatch: pytest.
     assert built == [1]
 
 
+def test_normalize_and_frame_stack_wrap_envpool_as_gymnasium(tmp_path: Path) -> None:
+    from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize
+
+    from rltool.config import load_config
+    from rltool.envs.builder import EnvOptions, build_vec_env
+
+    config = load_config(write_config(tmp_path, PPO_CONFIG + "frame_stack: 3\nvec_env: envpool\n"))
+    venv = build_vec_env(config, EnvOptions(monitor_dir=tmp_path / "monitor"))
+    assert isinstance(venv, VecFrameStack) and isinstance(venv.venv, VecNormalize)
+    assert isinstance(venv.venv.venv, EnvPoolVecEnv)
+    gymnasium_env = build_vec_env(config, EnvOptions(vec_env="dummy"))
+    assert venv.observation_space == gymnasium_env.observation_space  # (12,): 3 frames of 4
+    gymnasium_env.close()
+    venv.reset()
+    ends = 0
+    for _ in range(200):
+        obs, _, dones, infos = venv.step(np.array([venv.action_space.sample() for _ in range(4)]))
+        for i in np.flatnonzero(dones):
+            ends += 1
+            terminal = infos[i]["terminal_observation"]
+            assert terminal.shape == (12,) and not np.allclose(terminal[-4:], obs[i][-4:])
+            assert np.all(obs[i][:8] == 0)  # the stack restarts after a reset, as with gymnasium
+    assert ends > 10
+    venv.close()
+
+
 def _no_run_folder(folder: Path) -> None:
     assert not (folder / "models").exists() or not list((folder / "models").rglob("run-*"))
 
@@ -388,15 +414,24 @@ def test_killed_envpool_run_resumes_with_new_monitor_files(tmp_path: Path) -> No
     assert len(load_results(str(run_dir / "monitor"))) > 0
 
 
-def test_seeds_tune_and_smoke_run_on_envpool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+TINY_CONFIG = PPO_CONFIG.replace("n_timesteps: 1024", "n_timesteps: 256")
+
+
+@pytest.mark.slow  # two child processes, each importing torch, jax and envpool
+def test_seeds_train_in_parallel_on_envpool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    config = write_config(tmp_path, PPO_CONFIG.replace("n_timesteps: 1024", "n_timesteps: 256"))
+    config = write_config(tmp_path, TINY_CONFIG)
     result = invoke("train", config, "--vec-env", "envpool", "--seeds", "0,1", "--jobs", 2, "--eval-freq", 0)
     assert result.exit_code == 0, result.output
     runs = sorted((tmp_path / "models" / "ppo-CartPole-v1").glob("run-*"))
     assert len(runs) == 2
-    assert {json.loads((run / "train.json").read_text())["vec_env"] for run in runs} == {"envpool"}
+    infos = [json.loads((run / "train.json").read_text()) for run in runs]
+    assert {info["vec_env"] for info in infos} == {"envpool"} and {info["seed"] for info in infos} == {0, 1}
 
+
+def test_tune_trains_its_trials_on_envpool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = write_config(tmp_path, TINY_CONFIG)
     result = invoke(
         "tune", config, "-p", "vec_env=envpool", "--trials", 2, "-n", 256, "--n-evaluations", 1,
         "--eval-episodes", 1, "--sampler", "random", "--pruner", "none",
@@ -405,9 +440,12 @@ def test_seeds_tune_and_smoke_run_on_envpool(tmp_path: Path, monkeypatch: pytest
     best = next((tmp_path / "models" / "tune").rglob("best.yaml"))
     assert "vec_env: envpool" in best.read_text()
 
-    smoke_config = write_config(tmp_path, PPO_CONFIG + "vec_env: envpool\n", name="fast")
-    result = invoke("smoke", smoke_config)
+
+def test_smoke_passes_an_envpool_config(tmp_path: Path) -> None:
+    config = write_config(tmp_path, PPO_CONFIG + "vec_env: envpool\n", name="fast")
+    result = invoke("smoke", config)
     assert result.exit_code == 0, result.output
+    assert "fast.yaml" in result.output
 
 
 LEARNING_CONFIG = """\
@@ -458,3 +496,21 @@ def test_engines_benchmark_runs_end_to_end_in_quick_mode() -> None:
     verdict = table[5]
     assert verdict.startswith("  target: rltool sbx >= 1.8x plain SB3: ")
     assert verdict.endswith(("PASS", "MISS", "SKIPPED"))
+
+
+def _imported_modules(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess, set[str]]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONPROFILEIMPORTTIME": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "rltool", *args], cwd=cwd, capture_output=True, text=True, env=env
+    )
+    lines = [line for line in result.stderr.splitlines() if line.startswith("import time:")]
+    return result, {line.rsplit("|", 1)[-1].strip() for line in lines}
+
+
+def test_help_imports_no_envpool_and_refusals_import_no_torch(tmp_path: Path) -> None:
+    result, modules = _imported_modules("--help", cwd=tmp_path)
+    assert result.returncode == 0 and not {"envpool", "jax", "torch"} & modules
+    config = write_config(tmp_path, PPO_CONFIG.replace("CartPole-v1", "Taxi-v4"))
+    result, modules = _imported_modules("train", str(config), "--vec-env", "envpool", cwd=tmp_path)
+    assert result.returncode == 2 and "EnvPool has no env 'Taxi-v4'" in result.stderr.splitlines()[-1]
+    assert "envpool" in modules and not {"torch", "stable_baselines3"} & modules
