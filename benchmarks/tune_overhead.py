@@ -135,7 +135,7 @@ def main() -> None:
     import optuna
 
     from rltool.config import load_config
-    from rltool.train import set_threads
+    from rltool.runtime import set_threads
     from rltool.tune.options import TuneOptions
     from rltool.tune.results import write_results
     from rltool.tune.study import open_study

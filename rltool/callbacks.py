@@ -1,4 +1,5 @@
-"""Training callbacks: progress bar, periodic evaluation, crash-safe checkpoints, NaN guard.
+"""Training callbacks: progress bar, periodic evaluation, checkpoints, and the run-folder, first-step and
+NaN guards. What they save lives in :mod:`rltool.checkpoints`; how they evaluate in :mod:`rltool.episodes`.
 
 Each one does O(1) work on steps where it has nothing to do, so a training run
 costs the same as a plain SB3 script (see ``benchmarks/overhead.py``).
@@ -6,49 +7,25 @@ costs the same as a plain SB3 script (see ``benchmarks/overhead.py``).
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
-from rltool.errors import OutputError, TrainingDivergedError
-from rltool.fileio import atomic_path, write_bytes
-
-
-def save_model(model: Any, path: Path) -> None:
-    """Save a model to ``path`` atomically (an SBX model without JAX pickles, see :mod:`rltool.sbx_io`)."""
-    from rltool.sbx_io import is_sbx_model, save_sbx_model
-
-    with atomic_path(path) as temporary:
-        if is_sbx_model(model):
-            save_sbx_model(model, Path(temporary))
-        else:
-            model.save(temporary)
-
-
-def save_vecnormalize(env: Any, path: Path) -> bool:
-    """Save the VecNormalize statistics of ``env`` (if it has any) atomically.
-
-    :return: whether a file was written.
-    """
-    from stable_baselines3.common.vec_env import VecNormalize
-
-    normalize = env if isinstance(env, VecNormalize) else None
-    if normalize is None and env is not None:
-        from stable_baselines3.common.vec_env import unwrap_vec_normalize
-
-        normalize = unwrap_vec_normalize(env)
-    if normalize is None:
-        return False
-    with atomic_path(path) as temporary:
-        normalize.save(temporary)
-    return True
+from rltool.checkpoints import (
+    check_run_folder,
+    describe_checkpoint,
+    prune_checkpoints,
+    save_model,
+    weights_finite,
+    write_checkpoint,
+)
+from rltool.episodes import evaluate_episodes
+from rltool.errors import TrainingDivergedError
+from rltool.fileio import write_bytes
 
 
 class ProgressCallback(BaseCallback):
@@ -81,60 +58,6 @@ class ProgressCallback(BaseCallback):
     def _on_training_end(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def evaluate_episodes(
-    model: Any,
-    env: VecEnv,
-    n_episodes: int,
-    deterministic: bool = True,
-    successes: list[float] | None = None,
-) -> tuple[list[float], list[int]]:
-    """Run ``n_episodes`` full episodes; uses action masks when the algorithm supports them.
-
-    Rewards and lengths are read from the Monitor inside the env, so they are the raw
-    episode returns even under VecNormalize or reward-changing wrappers.
-
-    :param model: a trained SB3 model.
-    :param env: an env from the shared builder (frozen normalization).
-    :param n_episodes: number of episodes.
-    :param deterministic: greedy actions.
-    :param successes: when given, receives each episode's ``is_success`` (goal envs, whose Monitor
-        logs it); stays empty for envs that do not report success.
-    :return: episode rewards and lengths.
-    """
-    if supports_masks(model):
-        from sb3_contrib.common.maskable.evaluation import evaluate_policy
-    else:
-        from stable_baselines3.common.evaluation import evaluate_policy
-    rewards, lengths = evaluate_policy(
-        model,
-        env,
-        n_eval_episodes=n_episodes,
-        deterministic=deterministic,
-        return_episode_rewards=True,
-        warn=False,
-        callback=None if successes is None else _success_collector(successes),
-    )
-    return [float(r) for r in rewards], [int(n) for n in lengths]
-
-
-def _success_collector(successes: list[float]) -> Callable[[dict[str, Any], dict[str, Any]], None]:
-    """:return: an ``evaluate_policy`` callback that appends ``is_success`` of each finished episode."""
-
-    def collect(local_vars: dict[str, Any], _globals: dict[str, Any]) -> None:
-        info = local_vars.get("info") or {}
-        episode = info.get("episode")
-        if local_vars.get("done") and episode is not None and "is_success" in episode:
-            successes.append(float(episode["is_success"]))
-
-    return collect
-
-
-def supports_masks(model: Any) -> bool:
-    from sb3_contrib import MaskablePPO
-
-    return isinstance(model, MaskablePPO)
 
 
 class PeriodicEvalCallback(BaseCallback):
@@ -233,111 +156,6 @@ class PeriodicEvalCallback(BaseCallback):
         write_bytes(self.run_dir / "evaluations.npz", buffer.getvalue())
 
 
-def checkpoint_dirs(run_dir: Path) -> list[Path]:
-    """:return: complete checkpoints of a run, oldest first (a folder exists only once complete)."""
-    folder = run_dir / "checkpoints"
-    if not folder.is_dir():
-        return []
-    found = [path for path in folder.glob("step-*") if path.is_dir() and path.name[5:].isdigit()]
-    return sorted(found, key=lambda path: int(path.name[5:]))
-
-
-def weights_finite(model: Any) -> bool:
-    """:return: whether every parameter of the model's policy is finite (no NaN, no inf)."""
-    from rltool.sbx_io import is_sbx_model, sbx_weights_finite
-
-    if is_sbx_model(model):
-        return sbx_weights_finite(model)
-    return all(bool(parameter.data.isfinite().all()) for parameter in model.policy.parameters())
-
-
-def write_checkpoint(model: Any, run_dir: Path, *, keep_replay_buffer: bool = True) -> tuple[Path, int]:
-    """Write model, VecNormalize statistics and (off-policy) replay buffer as one checkpoint.
-
-    The files go into a temporary folder that is renamed to ``checkpoints/step-<N>`` at the
-    end, so a checkpoint folder either holds everything resume needs or does not exist.
-    Weights that are NaN or infinite are never written: the last checkpoint stays a good one.
-
-    :param model: the model being trained.
-    :param run_dir: the run folder.
-    :param keep_replay_buffer: also save the replay buffer of off-policy algorithms.
-    :return: the checkpoint folder and the size of its replay buffer file in bytes (0 if none).
-    :raises TrainingDivergedError: the weights are NaN or infinite.
-    """
-    if not weights_finite(model):
-        raise TrainingDivergedError(
-            f"training diverged at step {model.num_timesteps}: network weights became NaN or infinite "
-            "(lower the learning rate or clip gradients); the last checkpoint is kept"
-        )
-    folder = run_dir / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"step-{model.num_timesteps:012d}"
-    staging = Path(tempfile.mkdtemp(dir=folder, prefix=".staging-"))
-    try:
-        save_model(model, staging / "model.zip")
-        save_vecnormalize(model.get_env(), staging / "vecnormalize.pkl")
-        buffer_bytes = 0
-        if keep_replay_buffer and getattr(model, "replay_buffer", None) is not None:
-            with atomic_path(staging / "replay_buffer.pkl") as temporary:
-                model.save_replay_buffer(temporary)
-            buffer_bytes = (staging / "replay_buffer.pkl").stat().st_size
-        if final.exists():  # same step saved twice (e.g. Ctrl-C right after a checkpoint)
-            # move the old one out of the way with a rename: step-<N> is never half deleted
-            old = Path(tempfile.mkdtemp(dir=folder, prefix=".old-"))
-            final.rename(old / final.name)
-            staging.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(final)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return final, buffer_bytes
-
-
-def folder_bytes(folder: Path) -> int:
-    """:return: the total size of the files in ``folder`` (recursively)."""
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
-
-
-def _remove_folder(folder: Path) -> None:
-    """Delete ``folder``: first renamed to a hidden name, so no half-deleted ``step-N`` is ever seen."""
-    hidden = folder.parent / f".old-{folder.name}"
-    try:
-        folder.rename(hidden)
-    except OSError:
-        return
-    shutil.rmtree(hidden, ignore_errors=True)
-
-
-def prune_checkpoints(run_dir: Path, keep: int, keep_replay_buffers: bool = False) -> list[Path]:
-    """Keep the newest ``keep`` checkpoints of a run; only the newest keeps its replay buffer.
-
-    The newest checkpoint is complete before this runs, so a run can always resume from it.
-
-    :param run_dir: the run folder.
-    :param keep: checkpoints to keep (0: all).
-    :param keep_replay_buffers: keep the replay buffers of older checkpoints too.
-    :return: the checkpoint folders deleted.
-    """
-    folders = checkpoint_dirs(run_dir)
-    removed = folders[:-keep] if keep > 0 else []
-    for folder in removed:
-        _remove_folder(folder)
-    if not keep_replay_buffers:
-        for folder in folders[len(removed) : -1]:
-            (folder / "replay_buffer.pkl").unlink(missing_ok=True)
-    return removed
-
-
-def describe_checkpoint(folder: Path) -> str:
-    """:return: e.g. ``checkpoint step-000000002048: 1.4 MiB (replay buffer 1.2 MiB)``."""
-    size = folder_bytes(folder)
-    buffer = folder / "replay_buffer.pkl"
-    extra = f" (replay buffer {buffer.stat().st_size / 2**20:.1f} MiB)" if buffer.exists() else ""
-    return f"checkpoint {folder.name}: {size / 2**20:.1f} MiB{extra}"
-
-
 class CheckpointCallback(BaseCallback):
     """Write a complete checkpoint every ``save_freq`` total env steps, keeping the newest ``keep``.
 
@@ -381,12 +199,6 @@ class CheckpointCallback(BaseCallback):
             if self.on_checkpoint is not None:
                 self.on_checkpoint(folder)
         return True
-
-
-def check_run_folder(run_dir: Path) -> None:
-    """Raise :class:`OutputError` when ``run_dir`` no longer exists (deleted under a running training)."""
-    if not run_dir.is_dir():
-        raise OutputError(f"{run_dir}: the run folder was deleted while training")
 
 
 class RunFolderGuardCallback(BaseCallback):

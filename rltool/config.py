@@ -10,6 +10,9 @@ Two formats are read by the same code:
 
 YAML is read with the safe loader only, and the zoo's Python-looking strings go
 through :func:`rltool.literal.parse_literal`. Nothing here imports torch or SB3.
+
+One cohesive module (about 800 lines): reading a YAML file, its checks and its serialization share the
+key tables and the line-number bookkeeping, so the rules a config obeys are all in one place.
 """
 
 from __future__ import annotations

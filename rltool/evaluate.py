@@ -315,8 +315,8 @@ def evaluate(
     :param allowed_modules: module prefixes allowed for wrappers.
     :return: the results.
     """
-    from rltool.callbacks import evaluate_episodes
-    from rltool.train import set_threads
+    from rltool.episodes import evaluate_episodes
+    from rltool.runtime import set_threads
 
     set_threads(None, target.config.backend)
     if seed is None:

@@ -119,7 +119,7 @@ def disk_failure(run_dir: Path, error: BaseException, step: int, write_status: A
     :param step: the step training stopped at.
     :param write_status: called with ``"failed"`` to update train.json (its own errors are ignored).
     """
-    from rltool.callbacks import checkpoint_dirs
+    from rltool.checkpoints import checkpoint_dirs
 
     if isinstance(error, OSError):
         path = os.fsdecode(error.filename) if error.filename else run_dir

@@ -20,14 +20,13 @@ from rltool.failures import StartupError, startup_error
 from rltool.fileio import write_text
 from rltool.rundir import CONFIG_YAML, RunStatus, read_train_json
 from rltool.runlock import hold_run_lock
+from rltool.runtime import prepare_device, set_threads
 from rltool.train import (
     TrainOptions,
     TrainResult,
     build_env,
     free_monitor_prefix,
-    prepare_device,
     run_learning,
-    set_threads,
 )
 from rltool.type_aliases import Report
 
@@ -68,7 +67,7 @@ def resume_points(run_dir: Path) -> list[ResumePoint]:
     model.zip goes before the checkpoints it is newer than (a segment resumed without
     ``--save-freq`` ends with a model.zip past the last checkpoint), after those of its step.
     """
-    from rltool.callbacks import checkpoint_dirs
+    from rltool.checkpoints import checkpoint_dirs
 
     steps_and_points = [
         (

@@ -6,8 +6,10 @@ layout is written down once. Only the standard library is imported here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import shutil
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -137,3 +139,11 @@ def read_train_json(run_dir: Path, *, strict: bool = False) -> dict[str, Any]:
 def write_train_json(run_dir: Path, info: dict[str, Any]) -> None:
     """Write a run's train.json atomically (a crash leaves the old file or the new one)."""
     write_json(run_dir / TRAIN_JSON, info)  # a RunStatus is a str: JSON writes its value
+
+
+def remove_run_dir(run_dir: Path, with_parent: bool) -> None:
+    """Delete a run folder in which nothing was trained, and its ``<algo>-<env>`` parent if it made it."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    if with_parent:
+        with contextlib.suppress(OSError):  # not empty: another run lives there
+            run_dir.parent.rmdir()

@@ -14,6 +14,10 @@ inference, or refused with :class:`~rltool.errors.UnsafeFileError`.
 
 The torch weights inside a model zip are already loaded by SB3 with
 ``torch.load(..., weights_only=True)``, which has its own restricted unpickler.
+
+One cohesive module (about 900 lines): the restricted unpickler, its allow-lists and every loader that
+uses them (model zips, VecNormalize statistics, replay buffers) stay together, so the whole safety
+boundary can be read and audited in one place.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from rltool.errors import ModelLoadError, UnsafeFileError
+from rltool.schedules import FixedSchedule
 
 if TYPE_CHECKING:
     import gymnasium as gym
@@ -48,30 +53,6 @@ PickleKind = Literal["vecnormalize", "replay_buffer"]
 _TRUST_HINT = "Re-run with --trust-pickles if you trust this file."
 # The JSON ``data`` file of a model is small; anything far bigger is not a genuine SB3 zip.
 _MAX_DATA_BYTES = 256 * 1024 * 1024
-
-
-class ConstantSchedule:
-    """A schedule that returns the same value whatever the training progress.
-
-    Stands in for a schedule of a model that cannot be decoded safely. It is a
-    module-level class so that a model holding it can be pickled again.
-
-    :param value: The value returned for every progress.
-    """
-
-    def __init__(self, value: float) -> None:
-        self.value = float(value)
-
-    def __call__(self, progress_remaining: float) -> float:
-        """Return the constant value.
-
-        :param progress_remaining: Ignored (1.0 at the start of training, 0.0 at the end).
-        :return: The constant value.
-        """
-        return self.value
-
-    def __repr__(self) -> str:
-        return f"ConstantSchedule({self.value!r})"
 
 
 # ---------------------------------------------------------------------------
@@ -184,8 +165,10 @@ _MODEL_DATA = (
     "stable_baselines3.common.utils.LinearSchedule",
     "stable_baselines3.common.type_aliases.TrainFreq",
     "stable_baselines3.common.type_aliases.TrainFrequencyUnit",
-    f"{__name__}.ConstantSchedule",
+    "rltool.schedules.FixedSchedule",
 )
+# zips written by earlier rltool versions name the stand-in schedule by its old name
+_RENAMED = {f"{__name__}.ConstantSchedule": ("rltool.schedules", "FixedSchedule")}
 
 
 def _class_families() -> list[tuple[tuple[str, ...], Callable[[], tuple[type, ...]]]]:
@@ -277,6 +260,8 @@ def _allow_list(kind: str) -> _AllowList:
     """
     extra = {"vecnormalize": _VECNORMALIZE, "replay_buffer": _REPLAY_BUFFER, "model_data": _MODEL_DATA}[kind]
     exact = {**_numpy_globals(), **_same_name_table(_SPACES), **_same_name_table(extra)}
+    if kind == "model_data":
+        exact.update(_RENAMED)
     return _AllowList(exact, _class_families() if kind == "model_data" else None)
 
 
@@ -493,7 +478,7 @@ def _fallback(key: str, entry: dict[str, Any], data: dict[str, Any]) -> tuple[bo
     if key in _OTHER_FALLBACK:
         return True, _OTHER_FALLBACK[key]
     if _is_schedule(key, entry):
-        return True, ConstantSchedule(_schedule_value(key, entry, data))
+        return True, FixedSchedule(_schedule_value(key, entry, data))
     return False, None
 
 
@@ -907,7 +892,6 @@ def load_replay_buffer(
 
 
 __all__ = [
-    "ConstantSchedule",
     "load_model",
     "load_replay_buffer",
     "load_vecnormalize",

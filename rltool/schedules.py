@@ -20,14 +20,24 @@ class LinearSchedule:
         return progress_remaining * self.initial_value
 
 
-@dataclass(frozen=True)
-class ConstantSchedule:
-    """Always ``value``."""
+class FixedSchedule:
+    """A schedule that returns the same value whatever the training progress.
 
-    value: float
+    Stands in for a schedule of a model that cannot be decoded safely (see :mod:`rltool.safe_load`).
+    Named apart from SB3's own ``ConstantSchedule``; a plain class so a model holding it pickles again.
+
+    :param value: the value returned for every progress.
+    """
+
+    def __init__(self, value: float) -> None:
+        self.value = float(value)
 
     def __call__(self, progress_remaining: float) -> float:
+        """:return: the fixed value (``progress_remaining`` is ignored)."""
         return self.value
+
+    def __repr__(self) -> str:
+        return f"FixedSchedule({self.value!r})"
 
 
 def is_schedule_string(value: object) -> bool:

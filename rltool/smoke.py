@@ -278,7 +278,7 @@ def smoke_configs(
         raise RltoolError(f"--steps: must be >= 1, got {steps}")
     if video_length < 1:
         raise RltoolError(f"--length: must be >= 1, got {video_length}")
-    from rltool.train import set_threads
+    from rltool.runtime import set_threads
 
     set_threads(1)
     folder = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="rltool-smoke-"))

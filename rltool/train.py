@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rltool.config import ExperimentConfig, config_to_yaml
-from rltool.errors import OutputError, RltoolError, TrainingDivergedError, first_line
+from rltool.errors import OutputError, RltoolError, TrainingDivergedError
 from rltool.failures import (
     StartupError,
     disk_failure,
@@ -25,8 +24,9 @@ from rltool.failures import (
     training_failure,
 )
 from rltool.fileio import write_text
-from rltool.rundir import RunStatus, create_run_dir, read_train_json, write_train_json
+from rltool.rundir import RunStatus, create_run_dir, read_train_json, remove_run_dir, write_train_json
 from rltool.runlock import hold_run_lock
+from rltool.runtime import prepare_device, set_threads
 from rltool.signals import disarm as disarm_stop_signals
 from rltool.type_aliases import Report
 
@@ -83,95 +83,6 @@ class TrainResult:
     status: RunStatus
     final_eval: dict[str, Any] | None = None
     info: dict[str, Any] = field(default_factory=dict)
-
-
-def default_threads() -> int:
-    """:return: torch threads to use: 1 on CPU (small RL networks run faster without intra-op threads)."""
-    return 1
-
-
-DEVICES = ("auto", "cpu", "cuda")
-
-
-def set_threads(threads: int | None, backend: str = "sb3") -> int:
-    """Set the thread counts of the engines: torch's intra-op threads, and XLA's for the SBX backend.
-
-    XLA reads its flags once, when JAX starts, so for SBX this must run before ``jax`` is imported
-    (rltool imports it only when it builds an SBX model); see :func:`xla_thread_flags`.
-
-    :param threads: the count (None: :func:`default_threads`).
-    :param backend: "sb3" or "sbx".
-    :return: the count set.
-    """
-    import torch
-
-    count = threads or default_threads()
-    torch.set_num_threads(count)
-    if backend == "sbx":
-        flags = os.environ.get("XLA_FLAGS", "").split()
-        wanted = xla_thread_flags(count)
-        names = {flag.split("=")[0] for flag in wanted}
-        os.environ["XLA_FLAGS"] = " ".join([f for f in flags if f.split("=")[0] not in names] + wanted)
-    return count
-
-
-def xla_thread_flags(threads: int) -> list[str]:
-    """:return: the XLA_FLAGS that ask XLA's CPU backend for ``threads`` threads (jax/jaxlib 0.10).
-
-    ``--xla_cpu_multi_thread_eigen=false`` makes XLA's Eigen kernels (matrix products, convolutions)
-    single-threaded; ``intra_op_parallelism_threads`` sizes the intra-op pool where the runtime
-    honours it. docs/fast-engines.md has the measurement.
-    """
-    multi = "true" if threads > 1 else "false"
-    return [f"--xla_cpu_multi_thread_eigen={multi}", f"intra_op_parallelism_threads={threads}"]
-
-
-def prepare_device(device: str | None, backend: str) -> str:
-    """Check that ``device`` exists on this machine for ``backend`` and say what will run where.
-
-    For SBX this selects JAX's platform (``JAX_PLATFORMS``) before JAX is imported.
-
-    :param device: "auto", "cpu", "cuda" or None (cpu for SB3; JAX's default platform for SBX).
-    :param backend: "sb3" or "sbx".
-    :return: the device name recorded in train.json ("cpu", "cuda").
-    :raises RltoolError: an unknown device, or cuda on a machine without it.
-    """
-    if device is not None and device not in DEVICES:
-        raise RltoolError(f"--device: expected one of {', '.join(DEVICES)}, got '{device}'")
-    if backend == "sbx":
-        if device == "cpu":
-            os.environ["JAX_PLATFORMS"] = "cpu"
-        import jax
-
-        if device == "cuda":
-            try:
-                gpus = jax.devices("gpu")
-            except Exception as error:  # RuntimeError "Unknown backend", failed plugin start, ...
-                raise RltoolError(
-                    f"--device cuda: JAX sees no CUDA device on this machine ({first_line(error)}); "
-                    "use --device cpu or auto"
-                ) from None
-            jax.config.update("jax_default_device", gpus[0])
-            return "cuda"
-        platform = jax.devices()[0].platform
-        return "cuda" if platform == "gpu" else platform
-    import torch
-
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RltoolError(
-            "--device cuda: torch sees no CUDA device on this machine (use --device cpu or auto)"
-        )
-    if device in ("cuda", "auto") and torch.cuda.is_available():
-        return "cuda"
-    return "cpu"
-
-
-def remove_run_dir(run_dir: Path, with_parent: bool) -> None:
-    """Delete a run folder in which nothing was trained, and its ``<algo>-<env>`` parent if it made it."""
-    shutil.rmtree(run_dir, ignore_errors=True)
-    if with_parent:
-        with contextlib.suppress(OSError):  # not empty: another run lives there
-            run_dir.parent.rmdir()
 
 
 def package_versions() -> dict[str, str]:
@@ -374,7 +285,8 @@ def run_learning(
     Shared by new runs and resumed ones: the budget is the config's total, so a resumed run
     learns only what is left and its schedules continue where they stopped. train.json is
     written (atomically) at every checkpoint too, with status "running", so a killed run
-    keeps its history; a run that diverges gets status "diverged".
+    keeps its history; a run that diverges gets status "diverged". The steps read like SB3's
+    ``learn``: build the callbacks, learn (guarded), save, evaluate, record.
 
     :param model: a new or resumed model whose env is the training env.
     :param config: the experiment.
@@ -387,36 +299,61 @@ def run_learning(
     :param device: where the networks run ("cpu", "cuda"; recorded).
     :return: the summary.
     """
-    from stable_baselines3.common.callbacks import CallbackList
+    run = _LearningRun(model, config, run_dir, options, report, threads, device, reset_num_timesteps)
+    for callback in extra_callbacks or []:
+        if hasattr(callback, "on_run_folder"):  # e.g. rltool.tracking starts its run here
+            callback.on_run_folder(run_dir, config)
+    callbacks = run.build_callbacks(extra_callbacks or [])
+    try:
+        status = run.learn_guarded(callbacks)
+        run.check_weights()
+        run.save(status)
+        final_eval = run.final_evaluation() if status == RunStatus.FINISHED else None
+    finally:
+        run.close_eval_env()
+    return run.record(status, final_eval)
 
-    from rltool.callbacks import (
-        CheckpointCallback,
-        FirstStepCallback,
-        NanGuardCallback,
-        PeriodicEvalCallback,
-        ProgressCallback,
-        RunFolderGuardCallback,
-        check_run_folder,
-        checkpoint_dirs,
-        describe_checkpoint,
-        folder_bytes,
-        prune_checkpoints,
-        save_model,
-        save_vecnormalize,
-        weights_finite,
-        write_checkpoint,
-    )
 
-    start_steps = 0 if reset_num_timesteps else model.num_timesteps
-    remaining = config.n_timesteps - start_steps
-    # read before this segment refreshes it: the wall time and segments of earlier segments
-    previous = {} if reset_num_timesteps else read_train_json(run_dir)
-    started = time.perf_counter()
+class _LearningRun:
+    """The state of one :func:`run_learning` call, and its steps as methods."""
 
-    def write_info(
-        status: RunStatus, wall_time: float, final_eval: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        steps_done = model.num_timesteps - start_steps
+    def __init__(
+        self,
+        model: Any,
+        config: ExperimentConfig,
+        run_dir: Path,
+        options: TrainOptions,
+        report: Report,
+        threads: int,
+        device: str,
+        reset_num_timesteps: bool,
+    ):
+        self.model, self.config, self.run_dir, self.options, self.report = (
+            model,
+            config,
+            run_dir,
+            options,
+            report,
+        )
+        self.threads, self.device, self.new_run = threads, device, reset_num_timesteps
+        self.start_steps = 0 if reset_num_timesteps else model.num_timesteps
+        # read before this segment refreshes it: the wall time and segments of earlier segments
+        self.previous = {} if reset_num_timesteps else read_train_json(run_dir)
+        self.started = time.perf_counter()
+        self.wall_time = 0.0
+        self.eval_env: Any = None
+        self.first_step: Any = None
+        self.checkpoint: Path | None = None
+
+    # -- train.json ------------------------------------------------------------------------------
+
+    def write_info(self, status: RunStatus, final_eval: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Write train.json with the run's state now; :return: what was written."""
+        from rltool.checkpoints import checkpoint_dirs, folder_bytes
+
+        model, config = self.model, self.config
+        wall_time = self.wall_time or (time.perf_counter() - self.started)
+        steps_done = model.num_timesteps - self.start_steps
         info = {
             "algo": config.algo,
             "env": config.env,
@@ -424,115 +361,158 @@ def run_learning(
             "n_timesteps": config.n_timesteps,
             "num_timesteps": int(model.num_timesteps),
             "n_envs": config.n_envs,
-            "threads": threads,
-            "vec_env": options.vec_env or config.vec_env,
-            "wall_time_s": round(wall_time + previous.get("wall_time_s", 0.0), 3),
+            "threads": self.threads,
+            "vec_env": self.options.vec_env or config.vec_env,
+            "wall_time_s": round(wall_time + self.previous.get("wall_time_s", 0.0), 3),
             "steps_per_s": round(steps_done / wall_time, 2) if wall_time > 0 else None,
             "status": status,
             "config_file": config.source,
             "backend": config.backend,
             "engine": "jax" if config.backend == "sbx" else "torch",
-            "device": device,
+            "device": self.device,
             "xla_flags": os.environ.get("XLA_FLAGS") if config.backend == "sbx" else None,
             "versions": package_versions(),
             "pid": os.getpid(),
             "final_eval": final_eval,
             "checkpoints": [
-                {"name": folder.name, "bytes": folder_bytes(folder)} for folder in checkpoint_dirs(run_dir)
+                {"name": folder.name, "bytes": folder_bytes(folder)}
+                for folder in checkpoint_dirs(self.run_dir)
             ],
             "segments": [
-                *previous.get("segments", []),
-                {"start": start_steps, "end": int(model.num_timesteps), "wall_time_s": round(wall_time, 3)},
+                *self.previous.get("segments", []),
+                {
+                    "start": self.start_steps,
+                    "end": int(model.num_timesteps),
+                    "wall_time_s": round(wall_time, 3),
+                },
             ],
         }
-        write_train_json(run_dir, info)
+        write_train_json(self.run_dir, info)
         return info
 
-    def diverged(message: str) -> TrainingDivergedError:
-        write_info(RunStatus.DIVERGED, time.perf_counter() - started)
+    def diverged(self, message: str) -> TrainingDivergedError:
+        """Record the divergence in train.json; :return: the error to raise."""
+        self.write_info(RunStatus.DIVERGED)
         return TrainingDivergedError(message)
 
-    for callback in extra_callbacks or []:
-        if hasattr(callback, "on_run_folder"):  # e.g. rltool.tracking starts its run here
-            callback.on_run_folder(run_dir, config)
-
-    def unexpected(error: Exception) -> RltoolError:
-        """One line for an exception of torch, gymnasium or user code during learning."""
+    def unexpected(self, error: Exception) -> RltoolError:
+        """:return: one line for an exception of torch, gymnasium or user code during learning."""
         if isinstance(error, (OSError, OutputError)):  # full disk, read-only or deleted folder
             return disk_failure(
-                run_dir,
-                error,
-                int(model.num_timesteps),
-                lambda s: write_info(s, time.perf_counter() - started),
+                self.run_dir, error, int(self.model.num_timesteps), lambda status: self.write_info(status)
             )
-        if not first_step.done:  # the env's first reset or step, or the first forward pass
-            return startup_error(config, error, "learn", "the first training step")
-        failure = training_failure(run_dir, error, int(model.num_timesteps))
+        if not self.first_step.done:  # the env's first reset or step, or the first forward pass
+            return startup_error(self.config, error, "learn", "the first training step")
+        failure = training_failure(self.run_dir, error, int(self.model.num_timesteps))
         with contextlib.suppress(OSError, RltoolError):
-            write_info(RunStatus.FAILED, time.perf_counter() - started)
+            self.write_info(RunStatus.FAILED)
         return failure
 
-    first_step = FirstStepCallback()
-    callbacks: list[Any] = [first_step, NanGuardCallback(), RunFolderGuardCallback(run_dir)]
-    eval_env = None
-    if options.eval_freq > 0:
-        eval_env = _eval_env(config, run_dir, options, reset_num_timesteps)
-        callbacks.append(PeriodicEvalCallback(eval_env, run_dir, options.eval_freq, options.eval_episodes))
-    if options.save_freq > 0:
-        callbacks.append(
-            CheckpointCallback(
-                run_dir,
-                options.save_freq,
-                report,
-                on_checkpoint=lambda _: write_info(RunStatus.RUNNING, time.perf_counter() - started),
-                keep=options.keep_checkpoints,
-                keep_replay_buffers=options.keep_replay_buffers,
-            )
-        )
-    callbacks += _config_callbacks(config, options) + list(extra_callbacks or [])
-    if options.progress:
-        callbacks.append(ProgressCallback(config.n_timesteps, description=config.run_name))
+    # -- the steps ---------------------------------------------------------------------------------
 
-    status = RunStatus.FINISHED
-    try:
+    def build_callbacks(self, extra_callbacks: list[Any]) -> list[Any]:
+        """:return: the guards, periodic evaluation, checkpoints, the config's and the caller's callbacks
+        and the progress bar, in the order SB3 calls them."""
+        from rltool.callbacks import (
+            CheckpointCallback,
+            FirstStepCallback,
+            NanGuardCallback,
+            PeriodicEvalCallback,
+            ProgressCallback,
+            RunFolderGuardCallback,
+        )
+
+        options, run_dir = self.options, self.run_dir
+        self.first_step = FirstStepCallback()
+        callbacks: list[Any] = [self.first_step, NanGuardCallback(), RunFolderGuardCallback(run_dir)]
+        if options.eval_freq > 0:
+            self.eval_env = _eval_env(self.config, run_dir, options, self.new_run)
+            callbacks.append(
+                PeriodicEvalCallback(self.eval_env, run_dir, options.eval_freq, options.eval_episodes)
+            )
+        if options.save_freq > 0:
+            callbacks.append(
+                CheckpointCallback(
+                    run_dir,
+                    options.save_freq,
+                    self.report,
+                    on_checkpoint=lambda _: self.write_info(RunStatus.RUNNING),
+                    keep=options.keep_checkpoints,
+                    keep_replay_buffers=options.keep_replay_buffers,
+                )
+            )
+        callbacks += _config_callbacks(self.config, options) + extra_callbacks
+        if options.progress:
+            callbacks.append(ProgressCallback(self.config.n_timesteps, description=self.config.run_name))
+        return callbacks
+
+    def learn_guarded(self, callbacks: list[Any]) -> RunStatus:
+        """Learn what is left of the budget; every failure becomes one line.
+
+        :return: FINISHED, or INTERRUPTED after Ctrl-C, SIGTERM or SIGHUP.
+        """
+        from stable_baselines3.common.callbacks import CallbackList
+
+        from rltool.callbacks import ProgressCallback
+
+        model = self.model
+        status = RunStatus.FINISHED
         try:
             with quiet_writer_threads():  # TensorBoard's writer thread: its OSError surfaces here too
                 model.learn(
-                    total_timesteps=remaining,
+                    total_timesteps=self.config.n_timesteps - self.start_steps,
                     callback=CallbackList(callbacks),
-                    tb_log_name=config.algo,
-                    reset_num_timesteps=reset_num_timesteps,
+                    tb_log_name=self.config.algo,
+                    reset_num_timesteps=self.new_run,
                 )
         except KeyboardInterrupt:
             status = RunStatus.INTERRUPTED
         except TrainingDivergedError as error:
-            raise diverged(str(error)) from None
+            raise self.diverged(str(error)) from None
         except ValueError as error:
             # torch.distributions rejects NaN logits before our guard sees them
             if "nan" not in str(error).lower():
-                raise unexpected(error) from None
-            raise diverged(
+                raise self.unexpected(error) from None
+            raise self.diverged(
                 f"training diverged at step {model.num_timesteps}: the policy produced NaN values "
                 "(lower the learning rate); the last checkpoint is kept"
             ) from None
-        except OutputError as error:
-            raise unexpected(error) from None
-        except RltoolError:
+        except RltoolError as error:
+            if isinstance(error, OutputError):
+                raise self.unexpected(error) from None
             raise
         except Exception as error:
-            raise unexpected(error) from None
+            raise self.unexpected(error) from None
         finally:
             disarm_stop_signals()  # a SIGTERM from now on must not break the final save
             for callback in callbacks:
                 if isinstance(callback, ProgressCallback) and callback.bar is not None:
                     callback.bar.close()
-        wall_time = time.perf_counter() - started
-        if not weights_finite(model):  # never overwrite model.zip with NaN weights
-            raise diverged(
-                f"training diverged at step {model.num_timesteps}: network weights became NaN or infinite "
+        self.wall_time = time.perf_counter() - self.started
+        return status
+
+    def check_weights(self) -> None:
+        """Refuse to save NaN or infinite weights over model.zip."""
+        from rltool.checkpoints import weights_finite
+
+        if not weights_finite(self.model):
+            raise self.diverged(
+                f"training diverged at step {self.model.num_timesteps}: network weights became NaN or infinite "
                 "(lower the learning rate or clip gradients); the last checkpoint is kept"
             )
 
+    def save(self, status: RunStatus) -> None:
+        """Write model.zip, vecnormalize.pkl and, when checkpointing or interrupted, a last checkpoint."""
+        from rltool.checkpoints import (
+            check_run_folder,
+            describe_checkpoint,
+            prune_checkpoints,
+            save_model,
+            save_vecnormalize,
+            write_checkpoint,
+        )
+
+        model, run_dir, options = self.model, self.run_dir, self.options
         try:
             check_run_folder(run_dir)
             save_model(model, run_dir / "model.zip")
@@ -540,41 +520,57 @@ def run_learning(
             if status == RunStatus.INTERRUPTED or options.save_freq > 0:
                 # a finished run's last checkpoint is its final state (replay buffer included), so
                 # ``--resume -n MORE`` continues from there
-                folder, _ = write_checkpoint(model, run_dir)
-                report(describe_checkpoint(folder))
+                self.checkpoint, _ = write_checkpoint(model, run_dir)
+                self.report(describe_checkpoint(self.checkpoint))
                 prune_checkpoints(run_dir, options.keep_checkpoints, options.keep_replay_buffers)
         except (OSError, OutputError) as error:
-            raise unexpected(error) from None
+            raise self.unexpected(error) from None
         if status == RunStatus.INTERRUPTED:
-            report(f"interrupted at step {model.num_timesteps}: saved {run_dir / 'model.zip'} and {folder}")
-            report(f"resume with: rltool train --resume {run_dir}")
-
-        final_eval = None
-        if status == RunStatus.FINISHED and options.final_eval_episodes > 0:
-            from stable_baselines3.common.vec_env import sync_envs_normalization
-
-            from rltool.callbacks import evaluate_episodes
-
-            if eval_env is None:
-                eval_env = _eval_env(config, run_dir, options, reset_num_timesteps)
-            sync_envs_normalization(model.get_env(), eval_env)
-            rewards, lengths = evaluate_episodes(
-                model, eval_env, options.final_eval_episodes, deterministic=True
+            self.report(
+                f"interrupted at step {model.num_timesteps}: saved {run_dir / 'model.zip'} and {self.checkpoint}"
             )
-            final_eval = _summary(rewards, lengths)
-            report(
-                f"mean_reward={final_eval['mean_reward']:.2f} +/- {final_eval['std_reward']:.2f} "
-                f"over {len(rewards)} deterministic episodes"
-            )
-    finally:
-        if eval_env is not None:
-            eval_env.close()
+            self.report(f"resume with: rltool train --resume {run_dir}")
 
-    info = write_info(status, wall_time, final_eval)
-    steps_per_s = (model.num_timesteps - start_steps) / wall_time if wall_time > 0 else 0.0
-    return TrainResult(
-        run_dir, int(model.num_timesteps), info["wall_time_s"], steps_per_s, status, final_eval, info
-    )
+    def final_evaluation(self) -> dict[str, Any] | None:
+        """Evaluate the final model on fresh evaluation episodes; :return: their summary (None: off)."""
+        if self.options.final_eval_episodes <= 0:
+            return None
+        from stable_baselines3.common.vec_env import sync_envs_normalization
+
+        from rltool.episodes import evaluate_episodes
+
+        if self.eval_env is None:
+            self.eval_env = _eval_env(self.config, self.run_dir, self.options, self.new_run)
+        sync_envs_normalization(self.model.get_env(), self.eval_env)
+        rewards, lengths = evaluate_episodes(
+            self.model, self.eval_env, self.options.final_eval_episodes, deterministic=True
+        )
+        final_eval = _summary(rewards, lengths)
+        self.report(
+            f"mean_reward={final_eval['mean_reward']:.2f} +/- {final_eval['std_reward']:.2f} "
+            f"over {len(rewards)} deterministic episodes"
+        )
+        return final_eval
+
+    def close_eval_env(self) -> None:
+        """Close the evaluation env, if one was built."""
+        if self.eval_env is not None:
+            self.eval_env.close()
+
+    def record(self, status: RunStatus, final_eval: dict[str, Any] | None) -> TrainResult:
+        """Write the final train.json; :return: the run's summary."""
+        info = self.write_info(status, final_eval)
+        steps = self.model.num_timesteps - self.start_steps
+        steps_per_s = steps / self.wall_time if self.wall_time > 0 else 0.0
+        return TrainResult(
+            self.run_dir,
+            int(self.model.num_timesteps),
+            info["wall_time_s"],
+            steps_per_s,
+            status,
+            final_eval,
+            info,
+        )
 
 
 def _eval_env(config: ExperimentConfig, run_dir: Path, options: TrainOptions, new_run: bool) -> Any:

@@ -73,7 +73,7 @@ def record_video(
 
     import numpy as np
 
-    from rltool.train import set_threads
+    from rltool.runtime import set_threads
 
     # headless: pygame-based renderers must not look for a display or sound card
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -117,7 +117,7 @@ def _collect_frames(model, env, length: int, deterministic: bool) -> list:
     """Step the agent ``length`` times, one frame per step plus the first."""
     import numpy as np
 
-    from rltool.callbacks import supports_masks
+    from rltool.episodes import supports_masks
 
     use_masks = supports_masks(model)
     observation = env.reset()

@@ -376,7 +376,7 @@ def test_nan_guard_stops_a_diverging_envpool_run(tmp_path: Path, monkeypatch: py
 
 
 def test_killed_envpool_run_resumes_with_new_monitor_files(tmp_path: Path) -> None:
-    from rltool.callbacks import checkpoint_dirs
+    from rltool.checkpoints import checkpoint_dirs
 
     total, rollout = 4096, 64 * 4
     config = write_config(tmp_path, PPO_CONFIG.replace("n_timesteps: 1024", f"n_timesteps: {total}"))

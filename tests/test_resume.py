@@ -32,7 +32,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, unwrap_vec_normalize
 from typer.testing import CliRunner
 
 from rltool.algos import algo_class
-from rltool.callbacks import checkpoint_dirs, write_checkpoint
+from rltool.checkpoints import checkpoint_dirs, write_checkpoint
 from rltool.cli.main import app
 from rltool.config import load_config
 from rltool.errors import TrainingDivergedError

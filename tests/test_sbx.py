@@ -356,7 +356,7 @@ def test_planted_entry_in_an_rltool_sbx_zip_is_refused(ppo_run: Path, tmp_path: 
 def test_nan_guard_sees_nan_in_jax_weights(ppo_run: Path, tmp_path: Path) -> None:
     import jax
 
-    from rltool.callbacks import weights_finite, write_checkpoint
+    from rltool.checkpoints import weights_finite, write_checkpoint
     from rltool.config import load_config
     from rltool.errors import TrainingDivergedError
     from rltool.evaluate import ModelTarget, load_trained

@@ -206,7 +206,7 @@ def export_onnx(
     if target.config.algo not in EXPORTABLE_ALGOS:
         raise ConfigError(f"cannot export {target.config.algo}: {SUPPORTED}")
     check_writable_folder(output.parent if str(output.parent) else Path("."))
-    from rltool.train import set_threads
+    from rltool.runtime import set_threads
 
     set_threads(None)
     model, env = load_trained(target, trust_pickles=trust_pickles, allowed_modules=allowed_modules)

@@ -117,7 +117,7 @@ def tune(config: ExperimentConfig, options: TuneOptions, report: Report = print)
     :param report: where to print progress lines.
     :return: what this worker did; ``interrupted`` is True after Ctrl-C.
     """
-    from rltool.train import set_threads
+    from rltool.runtime import set_threads
 
     check_options(config, options)
     if options.enqueue:

@@ -67,7 +67,8 @@ def run_trial(
     from stable_baselines3.common.callbacks import CallbackList
 
     from rltool.algos import build_model
-    from rltool.callbacks import NanGuardCallback, PeriodicEvalCallback, evaluate_episodes
+    from rltool.callbacks import NanGuardCallback, PeriodicEvalCallback
+    from rltool.episodes import evaluate_episodes
     from rltool.train import TrainOptions, build_env, build_eval_env
 
     budget = trial_budget(config, options)
