@@ -100,11 +100,14 @@ def sample_step(
 ) -> tuple[jax.Array, ...]:
     """One rollout step's policy work: SBX's ``reset_noise`` key split, then its ``predict_all``.
 
-    :return: (new key, new noise key, actions, log_probs, values).
+    :return: (new key, new noise key, packed) where ``packed`` holds, per env, the action's
+        components (as float32: exact for the small integers of discrete actions), then its
+        log-probability, then the value; one array, so one device-to-host read per step.
     """
     key, noise_key = jax.random.split(key, 2)
     actions, log_probs, values = PPOPolicy._predict_all(actor_state, vf_state, observations, noise_key)
-    return key, noise_key, actions, log_probs, values
+    flat_actions = actions.reshape(observations.shape[0], -1).astype(jnp.float32)
+    return key, noise_key, jnp.concatenate([flat_actions, log_probs[:, None], values[:, None]], axis=1)
 
 
 def _float_leaves(state: Any) -> Any:
@@ -220,15 +223,23 @@ class FusedPPO(PPO):
         observation_shape = (-1, *self.observation_space.shape)
         is_box_action = isinstance(self.action_space, spaces.Box)
         is_discrete_action = isinstance(self.action_space, spaces.Discrete)
+        # what PPOPolicy.predict_all returns for this batch: the actions' dtype and shape
+        observations = np.asarray(self._last_obs).reshape(observation_shape)
+        shapes = jax.eval_shape(
+            policy._predict_all, policy.actor_state, policy.vf_state, observations, policy.key
+        )
+        action_dtype, action_shape = shapes[0].dtype, shapes[0].shape
         n_steps = 0
         rollout_buffer.reset()
         callback.on_rollout_start()
         while n_steps < n_rollout_steps:
             observations = np.asarray(self._last_obs).reshape(observation_shape)
-            policy.key, policy.noise_key, *sampled = sample_step(
+            policy.key, policy.noise_key, packed = sample_step(
                 policy.actor_state, policy.vf_state, observations, policy.key
             )
-            actions, log_probs, values = (np.array(array) for array in jax.device_get(sampled))
+            packed = np.asarray(packed)
+            actions = packed[:, :-2].astype(action_dtype).reshape(action_shape)
+            log_probs, values = packed[:, -2].copy(), packed[:, -1].copy()
             clipped_actions = actions
             if is_box_action:
                 clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)
