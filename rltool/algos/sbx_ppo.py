@@ -12,9 +12,9 @@ Its rollout loop does per step what SBX's does, with one jitted call (split the 
 the action, its log-probability and the value) and one device-to-host read instead of a key split,
 a policy call and three reads.
 
-Where a case is not fused (``target_kl`` set: its learning rate changes between minibatches; a
-buffer that is not a whole number of minibatches; gSDE; dict or image observations), SBX's own
-code runs unchanged.
+Where a case is not covered, SBX's own code runs unchanged: its update loop when ``target_kl`` is
+set (the learning rate then changes between minibatches) or the buffer is not a whole number of
+minibatches; its rollout loop with gSDE, or observations that are not a flat Box (dict, images).
 """
 
 from __future__ import annotations
