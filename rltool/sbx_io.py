@@ -47,8 +47,8 @@ _COUNTERS = ("num_timesteps", "_n_updates", "_episode_num", "_num_timesteps_at_s
 
 
 def is_sbx_model(model: Any) -> bool:
-    """:return: whether ``model`` is an SBX (JAX) algorithm."""
-    return type(model).__module__.split(".")[0] == "sbx"
+    """:return: whether ``model`` is an SBX (JAX) algorithm: an sbx class or a subclass of one (FusedPPO)."""
+    return any(cls.__module__.split(".")[0] == "sbx" for cls in type(model).__mro__)
 
 
 def _is_plain_json(value: Any) -> bool:

@@ -49,11 +49,17 @@ def _spec(
 
 
 def _sbx_spec(
-    name: str, class_name: str, *extra: str, base: tuple[str, ...] = (), drop: tuple[str, ...] = (), **flags
+    name: str,
+    class_name: str,
+    *extra: str,
+    base: tuple[str, ...] = (),
+    drop: tuple[str, ...] = (),
+    module: str = "sbx",
+    **flags,
 ) -> AlgoSpec:
     policy_keywords = frozenset(_SBX_POLICY_COMMON + flags.pop("policy_extra", ()))
     return _spec(
-        name, "sbx", class_name, *extra, base=base, drop=drop, policy_keywords=policy_keywords, **flags
+        name, module, class_name, *extra, base=base, drop=drop, policy_keywords=policy_keywords, **flags
     )
 
 
@@ -114,9 +120,11 @@ _SBX_SAC_LIKE = ("qf_learning_rate", "action_noise", "policy_delay", "ent_coef",
 SBX_ALGOS: dict[str, AlgoSpec] = {
     spec.name: spec
     for spec in (
-        _sbx_spec("ppo", "PPO", "batch_size", "n_epochs", "clip_range", "clip_range_vf", "rollout_buffer_class",
+        # rltool's subclass of sbx.PPO: the same learning, all minibatch updates in one jitted call
+        _sbx_spec("ppo", "FusedPPO", "batch_size", "n_epochs", "clip_range", "clip_range_vf", "rollout_buffer_class",
                   "rollout_buffer_kwargs", "target_kl", base=_ON_POLICY, drop=("stats_window_size",),
-                  policies=("MlpPolicy", "CnnPolicy"), policy_extra=("ortho_init", *_SBX_ACTOR)),
+                  policies=("MlpPolicy", "CnnPolicy"), policy_extra=("ortho_init", *_SBX_ACTOR),
+                  module="rltool.algos.sbx_ppo"),
         _sbx_spec("sac", "SAC", *_SBX_SAC_LIKE, base=_OFF_POLICY, drop=("optimize_memory_usage",),
                   off_policy=True, policies=("MlpPolicy", "MultiInputPolicy", "SimbaPolicy"),
                   policy_extra=(*_SBX_ACTOR, *_SBX_CRITICS)),

@@ -151,8 +151,9 @@ class EnvPoolVecEnv(VecEnv):
         dones = terminated | truncated
         self._episode_returns += rewards
         self._episode_lengths += 1
+        # one dict per env, as SB3's buffers and callbacks read them (built from one list, not per index)
         infos: list[dict[str, Any]] = [
-            {"TimeLimit.truncated": bool(truncated[i] and not terminated[i])} for i in range(self.num_envs)
+            {"TimeLimit.truncated": cut} for cut in (truncated & ~terminated).tolist()
         ]
         finished = np.flatnonzero(dones)
         if finished.size:
