@@ -10,8 +10,10 @@ After that, an exception is a failure of the run: the full traceback goes to
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,6 +128,10 @@ def disk_failure(run_dir: Path, error: BaseException, step: int, write_status: A
         what = f"{path}: {error.strerror or first_line(error)}"
     else:
         what = first_line(error)
+    if isinstance(error, OSError) and error.errno == errno.ENOENT:
+        deadline = time.monotonic() + 2.0
+        while run_dir.is_dir() and time.monotonic() < deadline:  # a deletion may be under way
+            time.sleep(0.05)
     if not run_dir.is_dir():
         kept = f"the run folder {run_dir} was deleted, so nothing was kept"
     else:

@@ -103,7 +103,9 @@ def test_atari_zoo_dqn_trains_evaluates_unclipped_and_films_game_frames(tmp_path
          "--save-freq", "300"],
         ["--episodes", "1", "--stochastic"],
     )  # fmt: skip
-    assert re.search(r"checkpoint \S+: replay buffer [\d.]+ MiB", out), out  # its size is printed
+    assert re.search(r"checkpoint \S+: [\d.]+ MiB \(replay buffer [\d.]+ MiB\)", out), (
+        out
+    )  # its size is printed
     (score,) = result["episode_rewards"]
     # SpaceInvaders pays 5 to 30 points per alien: a clipped reward (+1 per alien) would be a small
     # count, and an episode cut at the first lost life (AtariWrapper's training episodes) short.

@@ -585,7 +585,9 @@ def test_timeout_stops_starting_new_trials(config_file: Path, tmp_path: Path) ->
     )
     assert code == 0, output
     rows = (tmp_path / "tune" / name / "trials.csv").read_text().splitlines()
-    assert len(rows) - 1 == 1, f"--timeout 0.5 should end the worker after its first trial: {rows}"
+    # a trial takes 0.3 s or more, so 0.5 s allows one or two of the 20 asked for, whatever the load
+    assert 1 <= len(rows) - 1 <= 2, f"--timeout 0.5 should end the worker after a trial or two: {rows}"
+    assert "--timeout 0.5 s reached" in output
     assert time.monotonic() - started < 120
 
 
