@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -197,7 +198,9 @@ def load_sbx_model(
     _checked_spaces(path, data, env.observation_space, env.action_space, env_name)
     # Built without a seed: seeding would reseed ``env`` with the config's seed (SB3's constructor does),
     # and the PRNG keys come from the file anyway.
-    model = build_model(replace(config, seed=None), env, tensorboard_log=tensorboard_log)
+    with warnings.catch_warnings():  # a 1-env eval env makes PPO warn about its training batch size
+        warnings.filterwarnings("ignore", message=".*mini-batch size.*")
+        model = build_model(replace(config, seed=None), env, tensorboard_log=tensorboard_log)
     model.seed = config.seed
     _restore_state(path, state, model)
     for name in _COUNTERS:
