@@ -54,12 +54,8 @@ def stop_signals_interrupt() -> Iterator[None]:
         return
     _received.clear()
     _armed[0] = True
-    previous = {number: signal.signal(number, _interrupt) for number in STOP_SIGNALS}
-    try:
+    with _stop_signals_handled_by(_interrupt):
         yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
 
 
 @contextmanager
@@ -77,9 +73,16 @@ def stop_signals_counted(counter: list[int]) -> Iterator[None]:
             _received.append(signum)
         counter[0] += 1
 
-    previous = {number: signal.signal(number, count) for number in STOP_SIGNALS}
+    with _stop_signals_handled_by(count):
+        yield
+
+
+@contextmanager
+def _stop_signals_handled_by(handler: Any) -> Iterator[None]:
+    """Install ``handler`` for SIGTERM and SIGHUP within the block, then restore the previous handlers."""
+    previous = {number: signal.signal(number, handler) for number in STOP_SIGNALS}
     try:
         yield
     finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+        for number, old in previous.items():
+            signal.signal(number, old)
