@@ -1,7 +1,7 @@
 """Fused SBX PPO on EnvPool against plain SB3, alternated in pairs (issue 14's PPO LunarLander job).
 
 Each pair runs benchmarks/plain_sb3.py on configs/lunarlander.yaml and ``rltool train
-configs/lunarlander-fast.yaml`` (``--threads 1 --eval-freq 0 --no-progress``; steps/s from the run's
+configs/lunarlander-fast.yaml`` (``--eval-freq 0 --no-progress``, default threads; steps/s from the run's
 train.json, the learn phase only), in alternating order, and prints the pair's ratio with the
 1-minute load average before and after. On a shared machine the per-pair ratios are the numbers
 to read: two runs of one pair saw about the same load.
@@ -35,7 +35,7 @@ def fast_rltool(steps: int) -> float:
     """:return: steps/s of ``rltool train configs/lunarlander-fast.yaml`` (SBX fused PPO on EnvPool)."""
     with tempfile.TemporaryDirectory() as folder:
         command = [sys.executable, "-m", "rltool", "train", "configs/lunarlander-fast.yaml", "-n", str(steps)]
-        command += ["--threads", "1", "--eval-freq", "0", "--no-progress", "--no-tensorboard", "-f", folder]
+        command += ["--eval-freq", "0", "--no-progress", "--no-tensorboard", "-f", folder]
         subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
         info = json.loads(next(Path(folder).glob("*/run-1/train.json")).read_text())
         return float(info["steps_per_s"])

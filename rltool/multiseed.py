@@ -7,8 +7,8 @@ lines and an exit code). The CLI loads the config once and derives one config pe
 * creates every run folder in this (parent) process with :func:`rltool.rundir.create_run_dir`, so
   seed ``i`` always gets a distinct ``run-N`` folder, printed before anything starts;
 * starts at most ``jobs`` children at a time from the ``spawn`` context (not ``fork``: torch
-  misbehaves when forked after it started threads), each training with ``threads=1`` and
-  ``progress=False`` in its own folder;
+  misbehaves when forked after it started threads), each training with ``threads=1`` (with
+  ``--jobs 1``: the threads asked for) and ``progress=False`` in its own folder;
 * draws one tqdm bar over the summed steps of all seeds; each child sends its step count through
   a multiprocessing queue from a small SB3 callback, at most twice a second;
 * on Ctrl-C (the terminal sends SIGINT to the whole process group) lets every running child stop
@@ -296,7 +296,8 @@ class _Runner:
         import multiprocessing
 
         self.seeds = seeds
-        self.options = replace(options, threads=1, progress=False)
+        # one seed at a time may use the engines' own thread choice; parallel seeds get one core each
+        self.options = replace(options, threads=options.threads if jobs == 1 else 1, progress=False)
         self.jobs = jobs
         self.context = multiprocessing.get_context("spawn")
         self.messages = self.context.Queue()

@@ -6,6 +6,7 @@ default; docs/fast-engines.md has the figures for XLA and EnvPool.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from rltool.errors import RltoolError, first_line
@@ -22,34 +23,64 @@ DEVICES = ("auto", "cpu", "cuda")
 def set_threads(threads: int | None, backend: str = "sb3") -> int:
     """Set the thread counts of the engines: torch's intra-op threads, and XLA's for the SBX backend.
 
-    XLA reads its flags once, when JAX starts, so for SBX this must run before ``jax`` is imported
-    (rltool imports it only when it builds an SBX model); see :func:`xla_thread_flags`.
+    XLA's CPU client sizes its worker pool once, when JAX first runs something, from the CPUs the
+    process may use; ``XLA_FLAGS`` do not change it on jaxlib 0.10 (docs/fast-engines.md). So for
+    SBX the count is remembered here and applied by :func:`prepare_device`, which starts JAX's
+    client under a CPU mask of that many cores (see :func:`_jax_started_with_threads`).
 
-    :param threads: the count (None: :func:`default_threads`).
+    :param threads: the count; None: 1 torch thread (:func:`default_threads`) and, for SBX, an
+        XLA pool of one thread per usable core (JAX's own choice, the faster one measured here).
     :param backend: "sb3" or "sbx".
-    :return: the count set.
+    :return: torch's thread count.
     """
     import torch
 
+    global _xla_threads_wanted
     count = threads or default_threads()
     torch.set_num_threads(count)
     if backend == "sbx":
-        flags = os.environ.get("XLA_FLAGS", "").split()
-        wanted = xla_thread_flags(count)
-        names = {flag.split("=")[0] for flag in wanted}
-        os.environ["XLA_FLAGS"] = " ".join([f for f in flags if f.split("=")[0] not in names] + wanted)
+        _xla_threads_wanted = threads
     return count
 
 
-def xla_thread_flags(threads: int) -> list[str]:
-    """:return: the XLA_FLAGS that ask XLA's CPU backend for ``threads`` threads (jax/jaxlib 0.10).
+#: XLA's pool size asked for by the last :func:`set_threads` (None: one thread per usable core).
+_xla_threads_wanted: int | None = None
+#: XLA's pool size when rltool started JAX's client in this process (None: not started by rltool).
+_xla_threads_started: int | None = None
 
-    ``--xla_cpu_multi_thread_eigen=false`` makes XLA's Eigen kernels (matrix products, convolutions)
-    single-threaded; ``intra_op_parallelism_threads`` sizes the intra-op pool where the runtime
-    honours it. docs/fast-engines.md has the measurement.
+
+def xla_threads() -> int | None:
+    """:return: the threads of XLA's CPU pool if rltool started JAX in this process, else None."""
+    return _xla_threads_started
+
+
+def _jax_started_with_threads(threads: int | None) -> None:
+    """Start JAX's backends with an XLA CPU pool of ``threads`` threads.
+
+    The pool takes its size from the CPU mask of the thread that creates it, so the mask is narrowed
+    to ``threads`` cores while the client starts, then given back to every thread of the process:
+    the pool keeps its size, and its threads, EnvPool's and torch's may run on any core. If JAX
+    already started in this process (an earlier run, an import that ran JAX code), its pool stays as
+    it is.
     """
-    multi = "true" if threads > 1 else "false"
-    return [f"--xla_cpu_multi_thread_eigen={multi}", f"intra_op_parallelism_threads={threads}"]
+    global _xla_threads_started
+    import jax
+    from jax._src import xla_bridge
+
+    if xla_bridge.backends_are_initialized():
+        return
+    allowed = os.sched_getaffinity(0)
+    count = len(allowed) if threads is None else max(1, min(threads, len(allowed)))
+    if count < len(allowed):
+        os.sched_setaffinity(0, sorted(allowed)[:count])
+    try:
+        jax.devices()
+    finally:
+        if count < len(allowed):
+            for task in os.listdir("/proc/self/task"):  # threads started meanwhile inherited the mask
+                with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                    os.sched_setaffinity(int(task), allowed)
+    _xla_threads_started = count
 
 
 def prepare_device(device: str | None, backend: str) -> str:
@@ -71,6 +102,7 @@ def prepare_device(device: str | None, backend: str) -> str:
 
         if device == "cpu":  # also when jax was imported already (EnvPool imports it)
             jax.config.update("jax_platforms", "cpu")
+        _jax_started_with_threads(_xla_threads_wanted)
 
         if device == "cuda":
             try:

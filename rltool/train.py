@@ -26,7 +26,7 @@ from rltool.failures import (
 from rltool.fileio import write_text
 from rltool.rundir import RunStatus, create_run_dir, read_train_json, remove_run_dir, write_train_json
 from rltool.runlock import hold_run_lock
-from rltool.runtime import prepare_device, set_threads
+from rltool.runtime import prepare_device, set_threads, xla_threads
 from rltool.signals import disarm as disarm_stop_signals
 from rltool.type_aliases import Report
 
@@ -370,7 +370,7 @@ class _LearningRun:
             "backend": config.backend,
             "engine": "jax" if config.backend == "sbx" else "torch",
             "device": self.device,
-            "xla_flags": os.environ.get("XLA_FLAGS") if config.backend == "sbx" else None,
+            "xla_threads": xla_threads() if config.backend == "sbx" else None,
             "versions": package_versions(),
             "pid": os.getpid(),
             "final_eval": final_eval,
