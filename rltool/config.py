@@ -33,7 +33,7 @@ from rltool.schedules import is_schedule_string
 SPECIAL_KEYS = (
     "env", "algo", "seed", "n_timesteps", "n_envs", "policy", "normalize", "frame_stack", "env_kwargs",
     "env_wrapper", "vec_env_wrapper", "monitor_kwargs", "callback", "noise_type", "noise_std",
-    "env_packages", "vec_env", "backend",
+    "env_packages", "vec_env", "backend", "n_eval_envs",
 )  # fmt: skip
 _INT_KEYS = frozenset(
     [
@@ -152,6 +152,8 @@ class ExperimentConfig:
     noise_std: float | list[float] | None = None
     env_packages: tuple[str, ...] = ()
     vec_env: str = "dummy"
+    #: gymnasium envs that run evaluation episodes side by side (one batched policy call per step)
+    n_eval_envs: int = 1
     #: which library implements the algorithm: "sb3" (torch) or "sbx" (JAX)
     backend: str = DEFAULT_BACKEND
     #: keywords passed to the algorithm's constructor, with schedule strings and symbols unresolved
@@ -560,6 +562,7 @@ def _build(
         raise ConfigError(f"{checker.path}: missing key 'n_timesteps' (or pass --n-timesteps)")
     n_timesteps = checker.integer("n_timesteps", values["n_timesteps"], minimum=1)
     n_envs = checker.integer("n_envs", values.get("n_envs", 1), minimum=1)
+    n_eval_envs = checker.integer("n_eval_envs", values.get("n_eval_envs", 1), minimum=1)
     seed = values.get("seed")
     seed = None if seed is None else checker.integer("seed", seed, minimum=0)
     policy = values.get("policy", spec.policies[0])
@@ -639,6 +642,7 @@ def _build(
         noise_std=noise_std,
         env_packages=tuple(env_packages),
         vec_env=vec_env,
+        n_eval_envs=n_eval_envs,
         backend=backend,
         algo_kwargs=algo_kwargs,
         source=source,
@@ -787,6 +791,7 @@ def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
         "env_packages": list(config.env_packages) or None,
         "vec_env": config.vec_env if config.vec_env != "dummy" else None,
         "backend": config.backend if config.backend != DEFAULT_BACKEND else None,
+        "n_eval_envs": config.n_eval_envs if config.n_eval_envs != 1 else None,
     }
     data.update({key: value for key, value in optional.items() if value is not None})
     data.update({key: _plain(value) for key, value in config.algo_kwargs.items()})

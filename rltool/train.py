@@ -576,7 +576,7 @@ class _LearningRun:
 def _eval_env(config: ExperimentConfig, run_dir: Path, options: TrainOptions, new_run: bool) -> Any:
     """The eval env of a run; a resumed run gets new Monitor files (``eval-seg2-0.monitor.csv``...)."""
     prefix = "eval" if new_run else free_monitor_prefix(run_dir / "monitor", "eval")
-    return build_eval_env(config, run_dir, options, monitor_prefix=prefix)
+    return build_eval_env(config, run_dir, options, n_envs=config.n_eval_envs, monitor_prefix=prefix)
 
 
 def _summary(rewards: list[float], lengths: list[int]) -> dict[str, Any]:

@@ -80,7 +80,7 @@ def run_trial(
     eval_env = None
     try:
         model = build_model(trial_config, env)
-        eval_env = build_eval_env(trial_config, None, train_options)
+        eval_env = build_eval_env(trial_config, None, train_options, n_envs=trial_config.n_eval_envs)
         evaluations: list[float] = []
         pruned = False
 
