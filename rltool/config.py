@@ -24,7 +24,8 @@ from typing import Any
 
 import yaml
 
-from rltool.algos.registry import ALGOS, BACKENDS, DEFAULT_BACKEND, SCHEDULE_KEYS, AlgoSpec
+from rltool.algos.hyperparams import BOUNDS, CHOICES, CLASS_VALUED_POLICY_KWARGS, Kind
+from rltool.algos.registry import ALGOS, BACKENDS, DEFAULT_BACKEND, AlgoSpec
 from rltool.errors import ConfigError, did_you_mean
 from rltool.literal import Symbol, contains_symbol, parse_literal, symbol, to_source
 from rltool.schedules import is_schedule_string
@@ -35,82 +36,6 @@ SPECIAL_KEYS = (
     "env_wrapper", "vec_env_wrapper", "monitor_kwargs", "callback", "noise_type", "noise_std",
     "env_packages", "vec_env", "backend", "n_eval_envs",
 )  # fmt: skip
-_INT_KEYS = frozenset(
-    [
-        "n_steps",
-        "batch_size",
-        "n_epochs",
-        "buffer_size",
-        "learning_starts",
-        "target_update_interval",
-        "sde_sample_freq",
-        "n_delta",
-        "n_top",
-        "n_eval_episodes",
-        "policy_delay",
-        "top_quantiles_to_drop_per_net",
-        "cg_max_steps",
-        "line_search_max_iter",
-        "n_critic_updates",
-        "sub_sampling_factor",
-        "stats_window_size",
-        "gradient_steps",
-        "verbose",
-    ]
-)
-_POSITIVE_INT_KEYS = frozenset(["n_steps", "batch_size", "n_epochs", "buffer_size", "n_delta", "n_top"])
-_FLOAT_KEYS = frozenset(
-    [
-        "gamma",
-        "gae_lambda",
-        "vf_coef",
-        "max_grad_norm",
-        "tau",
-        "exploration_fraction",
-        "exploration_initial_eps",
-        "exploration_final_eps",
-        "target_policy_noise",
-        "target_noise_clip",
-        "rms_prop_eps",
-        "cg_damping",
-        "line_search_shrinking_factor",
-        "alive_bonus_offset",
-    ]
-)
-_BOOL_KEYS = frozenset(
-    [
-        "use_sde",
-        "normalize_advantage",
-        "use_rms_prop",
-        "optimize_memory_usage",
-        "use_sde_at_warmup",
-        "zero_policy",
-    ]
-)
-_DICT_KEYS = frozenset(["policy_kwargs", "replay_buffer_kwargs", "rollout_buffer_kwargs"])
-_CLASS_KEYS = frozenset(["replay_buffer_class", "rollout_buffer_class"])
-_CLASS_VALUED = frozenset(["activation_fn", "optimizer_class", "features_extractor_class"])
-# (low, low inclusive, high, high inclusive) of numeric hyperparameters; None: unbounded
-_BOUNDS: dict[str, tuple[float | None, bool, float | None, bool]] = {
-    "gamma": (0.0, False, 1.0, True),
-    "gae_lambda": (0.0, True, 1.0, True),
-    "tau": (0.0, False, 1.0, True),
-    "learning_rate": (0.0, False, None, False),
-    "clip_range": (0.0, False, None, False),
-    "clip_range_vf": (0.0, False, None, False),
-    "vf_coef": (0.0, True, None, False),
-    "ent_coef": (0.0, True, None, False),
-    "max_grad_norm": (0.0, False, None, False),
-    "exploration_fraction": (0.0, True, 1.0, True),
-    "exploration_initial_eps": (0.0, True, 1.0, True),
-    "exploration_final_eps": (0.0, True, 1.0, True),
-    "target_kl": (0.0, False, None, False),
-    "learning_starts": (0.0, True, None, False),
-    "gradient_steps": (-1.0, True, None, False),
-    "target_update_interval": (1.0, True, None, False),
-    "policy_delay": (1.0, True, None, False),
-    "noise_std": (0.0, True, None, False),
-}
 _NORMALIZE_KEYS = ("norm_obs", "norm_reward", "clip_obs", "clip_reward", "gamma", "epsilon", "norm_obs_keys")
 NOISE_TYPES = ("normal", "ornstein-uhlenbeck")
 VEC_ENV_KINDS = ("dummy", "subproc", "envpool")
@@ -344,16 +269,12 @@ class _Checker:
         return float(value)
 
     def bounded(self, key: str, value: Any) -> Any:
-        """Check a number against :data:`_BOUNDS` (schedules, strings and None pass through)."""
-        if key not in _BOUNDS or isinstance(value, bool) or not isinstance(value, (int, float)):
+        """Check a number against its :data:`~rltool.algos.hyperparams.BOUNDS` (schedules, strings and None pass)."""
+        bound = BOUNDS.get(key)
+        if bound is None or isinstance(value, bool) or not isinstance(value, (int, float)):
             return value
-        low, low_closed, high, high_closed = _BOUNDS[key]
-        too_low = low is not None and (value < low if low_closed else value <= low)
-        too_high = high is not None and (value > high if high_closed else value >= high)
-        if too_low or too_high:
-            left = "" if low is None else f"{low:g} {'<=' if low_closed else '<'} "
-            right = "" if high is None else f" {'<=' if high_closed else '<'} {high:g}"
-            raise self.fail(key, f"must be {left}{key}{right}, got {value}")
+        if not bound.admits(value):
+            raise self.fail(key, f"must be {bound.describe(key)}, got {value}")
         return value
 
     def boolean(self, key: str, value: Any) -> bool:
@@ -372,7 +293,7 @@ class _Checker:
 
     def _class_names(self, name: str, value: Any, key: str) -> Any:
         # In a YAML mapping, class-valued entries are strings ("activation_fn: nn.ReLU").
-        if name in _CLASS_VALUED and isinstance(value, str):
+        if name in CLASS_VALUED_POLICY_KWARGS and isinstance(value, str):
             return symbol(value, where=self.where(key))
         return value
 
@@ -422,6 +343,7 @@ def _check_algo_kwarg(
 
 
 def _check_algo_kwarg_type(checker: _Checker, algo: str, key: str, value: Any, backend: str) -> Any:
+    """Check one algorithm keyword against the registry: is it the algorithm's, and of its kind?"""
     spec = BACKENDS[backend][algo]
     if key not in spec.keywords:
         from rltool.envs.families import legacy_her_message
@@ -435,57 +357,62 @@ def _check_algo_kwarg_type(checker: _Checker, algo: str, key: str, value: Any, b
             )
         options = set(spec.keywords) | set(SPECIAL_KEYS)
         raise checker.fail(key, f"unknown key for {algo}{did_you_mean(key, options)}")
-    if key in SCHEDULE_KEYS:
-        return checker.schedule(key, value)
-    if key in ("target_kl", "qf_learning_rate") and value is None:
-        return None
-    if key == "qf_learning_rate":
-        return checker.number(key, value)
-    if key == "param_resets":
-        if not isinstance(value, list):
-            raise checker.fail(key, f"expected a list of step numbers, got {value!r}")
-        return [checker.integer(key, item, minimum=0) for item in value]
-    if key in _INT_KEYS:
-        minimum = 1 if key in _POSITIVE_INT_KEYS else None
-        return checker.integer(key, value, minimum=minimum)
-    if key in _FLOAT_KEYS or key == "target_kl":
-        return checker.number(key, value)
-    if key in _BOOL_KEYS:
-        return checker.boolean(key, value)
-    if key in _DICT_KEYS:
-        mapping = checker.mapping(key, value)
-        if key == "policy_kwargs":
-            _check_policy_kwargs(checker, spec, backend, mapping)
-        if key == "replay_buffer_kwargs":
-            from rltool.envs.families import legacy_her_kwargs_message
-
-            legacy = legacy_her_kwargs_message(mapping)
-            if legacy is not None:
-                raise checker.fail(key, legacy)
-        return mapping
-    if key in _CLASS_KEYS:
-        if not isinstance(value, str):
-            raise checker.fail(key, f"expected a class name such as 'HerReplayBuffer', got {value!r}")
-        return symbol(value, where=checker.where(key))
-    if key in ("ent_coef", "target_entropy"):
-        if isinstance(value, str) and (value == "auto" or (key == "ent_coef" and value.startswith("auto_"))):
-            if not spec.off_policy:
-                raise checker.fail(key, f"'{value}' is only for SAC-like algorithms; use a number for {algo}")
+    match spec.kind(key):
+        case Kind.SCHEDULE:
+            return checker.schedule(key, value)
+        case Kind.OPTIONAL_FLOAT:
+            return None if value is None else checker.number(key, value)
+        case Kind.FLOAT:
+            return checker.number(key, value)
+        case Kind.INT:
+            return checker.integer(key, value)
+        case Kind.POSITIVE_INT:
+            return checker.integer(key, value, minimum=1)
+        case Kind.BOOL:
+            return checker.boolean(key, value)
+        case Kind.STEP_LIST:
+            if not isinstance(value, list):
+                raise checker.fail(key, f"expected a list of step numbers, got {value!r}")
+            return [checker.integer(key, item, minimum=0) for item in value]
+        case Kind.MAPPING:
+            return _check_mapping_kwarg(checker, spec, backend, key, value)
+        case Kind.CLASS:
+            if not isinstance(value, str):
+                raise checker.fail(key, f"expected a class name such as 'HerReplayBuffer', got {value!r}")
+            return symbol(value, where=checker.where(key))
+        case Kind.ENTROPY:
+            automatic = value == "auto" or (key == "ent_coef" and str(value).startswith("auto_"))
+            if isinstance(value, str) and automatic:
+                if not spec.off_policy:
+                    raise checker.fail(
+                        key, f"'{value}' is only for SAC-like algorithms; use a number for {algo}"
+                    )
+                return value
+            return checker.number(key, value)
+        case Kind.TRAIN_FREQ:
+            if isinstance(value, (list, tuple)) and len(value) == 2 and value[1] in ("step", "episode"):
+                return (checker.integer(key, value[0], minimum=1), value[1])
+            return checker.integer(key, value, minimum=1)
+        case Kind.CHOICE:
+            if value not in CHOICES[key]:
+                raise checker.fail(key, f"expected one of {', '.join(CHOICES[key])}, got {value!r}")
             return value
-        return checker.number(key, value)
-    if key == "train_freq":
-        if isinstance(value, (list, tuple)) and len(value) == 2 and value[1] in ("step", "episode"):
-            return (checker.integer(key, value[0], minimum=1), value[1])
-        return checker.integer(key, value, minimum=1)
-    if key == "baseline":
-        if value not in ("none", "mean", "value"):
-            raise checker.fail(key, f"expected one of none, mean, value, got {value!r}")
-        return value
-    if key == "device":
-        if value not in ("cpu", "auto", "cuda"):
-            raise checker.fail(key, f"expected cpu, cuda or auto, got {value!r}")
-        return value
     return value
+
+
+def _check_mapping_kwarg(
+    checker: _Checker, spec: AlgoSpec, backend: str, key: str, value: Any
+) -> dict[str, Any]:
+    mapping = checker.mapping(key, value)
+    if key == "policy_kwargs":
+        _check_policy_kwargs(checker, spec, backend, mapping)
+    if key == "replay_buffer_kwargs":
+        from rltool.envs.families import legacy_her_kwargs_message
+
+        legacy = legacy_her_kwargs_message(mapping)
+        if legacy is not None:
+            raise checker.fail(key, legacy)
+    return mapping
 
 
 def _check_policy_kwargs(

@@ -203,9 +203,11 @@ def load_trained(
             trust_pickles=trust_pickles,
         ),
     )
+    from rltool.algos.registry import algo_spec
     from rltool.sbx_io import load_sbx_model, zip_has_sbx_state
 
-    if config.backend == "sbx" or zip_has_sbx_state(target.model_path):
+    # the registry says how the config's algorithm saves; the zip itself tells for older run folders
+    if algo_spec(config.algo, config.backend).model_format == "sbx" or zip_has_sbx_state(target.model_path):
         try:
             model = load_sbx_model(
                 target.model_path,

@@ -91,7 +91,7 @@ def resume_points(run_dir: Path) -> list[ResumePoint]:
 def _schedules_from_config(config: ExperimentConfig) -> dict[str, Any]:
     """Schedules rebuilt from the config: the safe loader never unpickles the saved ones."""
     from rltool.algos import load_policy_kwargs, model_kwargs
-    from rltool.algos.registry import SCHEDULE_KEYS
+    from rltool.algos.hyperparams import SCHEDULE_KEYS
 
     kwargs = model_kwargs(config)
     objects = {key: kwargs[key] for key in SCHEDULE_KEYS if key in kwargs}
@@ -104,9 +104,10 @@ def _load_point(
     point: ResumePoint, config: ExperimentConfig, env: Any, options: TrainOptions, device: str = "cpu"
 ) -> Any:
     from rltool.algos import algo_class
+    from rltool.algos.registry import algo_spec
     from rltool.safe_load import load_model, load_replay_buffer
 
-    if config.backend == "sbx":
+    if algo_spec(config.algo, config.backend).model_format == "sbx":
         from rltool.sbx_io import load_sbx_model
 
         model = load_sbx_model(

@@ -217,3 +217,31 @@ def test_real_subprocess_train_and_eval(tmp_path):
     )  # fmt: skip
     assert evaluation.returncode == 0, evaluation.stderr
     assert json.loads(evaluation.stdout)["n_episodes"] == 2
+
+
+def test_n_eval_envs_runs_evaluation_episodes_side_by_side(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = make_config(tmp_path, "ppo", "CartPole-v1", n_timesteps=256, extra="n_eval_envs: 3\n")
+    result = invoke(
+        "train", config, "--eval-freq", 128, "--eval-episodes", 4, "--no-progress", "-p", "n_steps=64"
+    )
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "models" / "ppo-CartPole-v1" / "run-1"
+    import numpy as np
+
+    with np.load(run_dir / "evaluations.npz") as evaluations:
+        assert evaluations["results"].shape == (2, 4)  # 2 evaluations of 4 episodes each
+    names = sorted(path.name for path in (run_dir / "monitor").glob("eval-*.monitor.csv"))
+    assert names == ["eval-0.monitor.csv", "eval-1.monitor.csv", "eval-2.monitor.csv"]
+    assert "n_eval_envs: 3" in (run_dir / "config.yaml").read_text()
+    info = json.loads((run_dir / "train.json").read_text())
+    assert len(info["final_eval"]["episode_rewards"]) == 10  # the final evaluation keeps its count
+
+
+def test_n_eval_envs_below_one_is_refused_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = make_config(tmp_path, "ppo", "CartPole-v1", extra="n_eval_envs: 0\n")
+    result = invoke("train", config, "--no-progress")
+    assert result.exit_code == 2
+    assert "n_eval_envs: must be >= 1, got 0" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "models").exists()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from rltool.algos.registry import ALGOS, DEFAULT_BACKEND, SCHEDULE_KEYS, AlgoSpec, algo_spec
+from rltool.algos.hyperparams import SCHEDULE_KEYS
+from rltool.algos.registry import ALGOS, DEFAULT_BACKEND, AlgoSpec, algo_spec
 from rltool.errors import ConfigError, first_line
 from rltool.literal import Symbol, resolve_symbols
 from rltool.schedules import to_schedule

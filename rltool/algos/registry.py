@@ -1,13 +1,18 @@
-"""Algorithm names, classes and accepted keywords, known without importing torch.
+"""The algorithm registry: every fact rltool knows about an algorithm, without importing torch or JAX.
 
-Config validation must answer before torch or SB3 are imported, so the keyword
-lists are written out here; ``tests/test_algos.py`` checks them against the
-real constructor signatures so they cannot drift silently.
+One :class:`AlgoSpec` per algorithm and backend: its class, on- or off-policy, its keywords and
+their kinds and bounds (:mod:`rltool.algos.hyperparams`), its policies, its search space and how
+its model is saved and safely loaded. A backend is one table (:data:`ALGOS` for SB3,
+:data:`SBX_ALGOS` for SBX). Config validation must answer before torch or SB3 are imported, so
+the keyword lists are written out here; ``tests/test_algos.py`` checks them against the real
+constructor signatures so they cannot drift silently.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from rltool.algos.hyperparams import BOUNDS, Bound, Kind, kind_of
 
 _ON_POLICY = (
     "learning_rate", "n_steps", "gamma", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm",
@@ -34,6 +39,19 @@ class AlgoSpec:
     off_policy: bool = False
     #: entries of ``policy_kwargs`` this backend accepts (None: whatever the library takes)
     policy_keywords: frozenset[str] | None = None
+    #: the function in :mod:`rltool.tune.samplers` that draws its hyperparameters (None: not tunable)
+    search_space: str | None = None
+    #: how its model is saved: "sb3" (SB3's zip, loaded by :mod:`rltool.safe_load`) or "sbx" (that zip
+    #: plus flax msgpack parameters, :mod:`rltool.sbx_io`), both loaded without pickles
+    model_format: str = "sb3"
+
+    def kind(self, key: str) -> Kind:
+        """:return: the kind of value keyword ``key`` takes."""
+        return kind_of(key)
+
+    def bound(self, key: str) -> Bound | None:
+        """:return: the range a numeric keyword must lie in (None: unbounded)."""
+        return BOUNDS.get(key)
 
 
 def _spec(
@@ -45,6 +63,7 @@ def _spec(
     drop: tuple[str, ...] = (),
     **flags,
 ) -> AlgoSpec:
+    flags.setdefault("search_space", f"sample_{name}")
     return AlgoSpec(name, module, class_name, frozenset(base + extra + _COMMON) - set(drop), **flags)
 
 
@@ -59,8 +78,9 @@ def _sbx_spec(
 ) -> AlgoSpec:
     policy_keywords = frozenset(_SBX_POLICY_COMMON + flags.pop("policy_extra", ()))
     return _spec(
-        name, module, class_name, *extra, base=base, drop=drop, policy_keywords=policy_keywords, **flags
-    )
+        name, module, class_name, *extra, base=base, drop=drop, policy_keywords=policy_keywords,
+        model_format="sbx", **flags,
+    )  # fmt: skip
 
 
 ALGOS: dict[str, AlgoSpec] = {
@@ -74,7 +94,7 @@ ALGOS: dict[str, AlgoSpec] = {
               "exploration_initial_eps", "exploration_final_eps", "max_grad_norm", base=_OFF_POLICY,
               off_policy=True),
         _spec("ddpg", "stable_baselines3", "DDPG", "action_noise", base=_OFF_POLICY, drop=("stats_window_size",),
-              off_policy=True),
+              off_policy=True, search_space="sample_td3"),
         _spec("td3", "stable_baselines3", "TD3", "action_noise", "policy_delay", "target_policy_noise",
               "target_noise_clip", base=_OFF_POLICY, off_policy=True),
         _spec("sac", "stable_baselines3", "SAC", "action_noise", "ent_coef", "target_update_interval",
@@ -97,7 +117,8 @@ ALGOS: dict[str, AlgoSpec] = {
               policies=("MlpLstmPolicy", "CnnLstmPolicy", "MultiInputLstmPolicy")),
         _spec("ppo_mask", "sb3_contrib", "MaskablePPO", "learning_rate", "n_steps", "batch_size", "n_epochs",
               "gamma", "gae_lambda", "clip_range", "clip_range_vf", "normalize_advantage", "ent_coef", "vf_coef",
-              "max_grad_norm", "rollout_buffer_class", "rollout_buffer_kwargs", "target_kl", "stats_window_size"),
+              "max_grad_norm", "rollout_buffer_class", "rollout_buffer_kwargs", "target_kl", "stats_window_size",
+              search_space="sample_ppo"),
         _spec("crossq", "sb3_contrib", "CrossQ", "action_noise", "ent_coef", "target_entropy", "policy_delay",
               "use_sde", "sde_sample_freq", "use_sde_at_warmup", base=_OFF_POLICY, drop=("tau",), off_policy=True,
               policies=("MlpPolicy",)),
@@ -141,6 +162,7 @@ SBX_ALGOS: dict[str, AlgoSpec] = {
                   policy_extra=("use_sde", *_SBX_CRITICS)),
         _sbx_spec("ddpg", "DDPG", "qf_learning_rate", "action_noise", base=_OFF_POLICY,
                   drop=("optimize_memory_usage", "stats_window_size"), off_policy=True, policies=("MlpPolicy",),
+                  search_space="sample_td3",
                   policy_extra=("use_sde", *_SBX_CRITICS)),
         _sbx_spec("crossq", "CrossQ", *_SBX_SAC_LIKE, base=_OFF_POLICY, drop=("optimize_memory_usage", "tau"),
                   off_policy=True, policies=("MlpPolicy", "MultiInputPolicy", "SimbaPolicy"),
@@ -157,7 +179,3 @@ DEFAULT_BACKEND = "sb3"
 def algo_spec(name: str, backend: str = DEFAULT_BACKEND) -> AlgoSpec:
     """:return: what ``backend`` knows about algorithm ``name`` (KeyError if it lacks it)."""
     return BACKENDS[backend][name]
-
-
-# Keywords of the algorithms that hold a learning-rate-like schedule; "lin_X" strings become schedules.
-SCHEDULE_KEYS = frozenset({"learning_rate", "clip_range", "clip_range_vf", "delta_std"})

@@ -5,8 +5,9 @@ A sampler returns the keys to put into the config: algorithm keywords (``learnin
 Optuna parameter names are the config keys where the value is used as sampled; derived
 values (``policy_kwargs`` from ``net_arch`` and ``activation_fn``) are built here, so the
 same function turns a stored trial's parameters back into a config
-(``optuna.trial.FixedTrial``). To support a new algorithm, add one function to
-:data:`SAMPLERS` with :func:`register`.
+(``optuna.trial.FixedTrial``). Which function serves which algorithm is the registry's
+``AlgoSpec.search_space`` (:mod:`rltool.algos.registry`); an algorithm rltool does not ship can
+add its own with :func:`register`.
 
 The value sets stay fixed for a given algorithm: Optuna rejects a categorical parameter whose
 choices change between trials of one study, so values that depend on the config (a batch
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from rltool.algos.registry import ALGOS
 from rltool.config import ExperimentConfig
 from rltool.literal import Symbol
 
@@ -41,7 +43,7 @@ _MAX_GRAD_NORMS = [0.3, 0.5, 0.7, 1.0, 2.0, 5.0]
 def register(*names: str) -> Callable[[SamplerFn], SamplerFn]:
     """Register a search space function under one or more algorithm names.
 
-    :param names: algorithm names as in :data:`rltool.algos.registry.ALGOS`.
+    :param names: algorithm names (the shipped ones take theirs from the registry).
     :return: a decorator that returns the function unchanged.
     """
 
@@ -99,7 +101,6 @@ def _rollout_and_batch(trial: optuna.trial.BaseTrial, config: ExperimentConfig) 
     return {"n_steps": n_steps, "batch_size": min(batch_size, n_steps * config.n_envs)}
 
 
-@register("ppo", "ppo_mask")
 def sample_ppo(trial: optuna.trial.BaseTrial, config: ExperimentConfig) -> dict[str, Any]:
     """PPO (and MaskablePPO): rollout and minibatch sizes, epochs, clipping, losses, network.
 
@@ -115,7 +116,6 @@ def sample_ppo(trial: optuna.trial.BaseTrial, config: ExperimentConfig) -> dict[
     }
 
 
-@register("ppo_lstm")
 def sample_ppo_lstm(trial: optuna.trial.BaseTrial, config: ExperimentConfig) -> dict[str, Any]:
     """RecurrentPPO: the PPO space plus the LSTM size.
 
@@ -129,7 +129,6 @@ def sample_ppo_lstm(trial: optuna.trial.BaseTrial, config: ExperimentConfig) -> 
     return values
 
 
-@register("a2c")
 def sample_a2c(trial: optuna.trial.BaseTrial, config: ExperimentConfig) -> dict[str, Any]:
     """A2C: rollout length, optimizer choice, advantage normalization, losses, network.
 
@@ -145,7 +144,6 @@ def sample_a2c(trial: optuna.trial.BaseTrial, config: ExperimentConfig) -> dict[
     }
 
 
-@register("trpo")
 def sample_trpo(trial: optuna.trial.BaseTrial, config: ExperimentConfig) -> dict[str, Any]:
     """TRPO: rollout and critic batch sizes, KL target, conjugate-gradient and critic steps.
 
@@ -162,7 +160,6 @@ def sample_trpo(trial: optuna.trial.BaseTrial, config: ExperimentConfig) -> dict
     }
 
 
-@register("reinforce")
 def sample_reinforce(trial: optuna.trial.BaseTrial, config: ExperimentConfig) -> dict[str, Any]:
     """REINFORCE: rollout length, baseline kind, entropy bonus, network.
 
@@ -178,7 +175,6 @@ def sample_reinforce(trial: optuna.trial.BaseTrial, config: ExperimentConfig) ->
     }
 
 
-@register("ars")
 def sample_ars(trial: optuna.trial.BaseTrial, config: ExperimentConfig) -> dict[str, Any]:
     """ARS: number of directions, elite fraction, step size and exploration noise.
 
@@ -219,7 +215,6 @@ def _replay(trial: optuna.trial.BaseTrial, learning_starts: list[int]) -> dict[s
 _DQN_NETS = {"tiny": [64], "small": [64, 64], "medium": [256, 256]}
 
 
-@register("dqn")
 def sample_dqn(trial: optuna.trial.BaseTrial, config: ExperimentConfig) -> dict[str, Any]:
     """DQN: replay, target updates, exploration schedule, network.
 
@@ -238,7 +233,6 @@ def sample_dqn(trial: optuna.trial.BaseTrial, config: ExperimentConfig) -> dict[
     }
 
 
-@register("qrdqn")
 def sample_qrdqn(trial: optuna.trial.BaseTrial, config: ExperimentConfig) -> dict[str, Any]:
     """QR-DQN: the DQN space plus the number of quantiles.
 
@@ -255,7 +249,6 @@ def sample_qrdqn(trial: optuna.trial.BaseTrial, config: ExperimentConfig) -> dic
 _ACTOR_CRITIC_NETS = {"small": [64, 64], "medium": [256, 256], "big": [400, 300]}
 
 
-@register("sac")
 def sample_sac(trial: optuna.trial.BaseTrial, config: ExperimentConfig) -> dict[str, Any]:
     """SAC: replay, soft update rate, network (entropy coefficient stays automatic).
 
@@ -270,7 +263,6 @@ def sample_sac(trial: optuna.trial.BaseTrial, config: ExperimentConfig) -> dict[
     }
 
 
-@register("tqc")
 def sample_tqc(trial: optuna.trial.BaseTrial, config: ExperimentConfig) -> dict[str, Any]:
     """TQC: the SAC space plus quantiles per critic and how many of the top ones are dropped.
 
@@ -287,7 +279,6 @@ def sample_tqc(trial: optuna.trial.BaseTrial, config: ExperimentConfig) -> dict[
     return values
 
 
-@register("crossq")
 def sample_crossq(trial: optuna.trial.BaseTrial, config: ExperimentConfig) -> dict[str, Any]:
     """CrossQ: replay, actor update delay, network (no target network, so no ``tau``).
 
@@ -302,7 +293,6 @@ def sample_crossq(trial: optuna.trial.BaseTrial, config: ExperimentConfig) -> di
     }
 
 
-@register("td3", "ddpg")
 def sample_td3(trial: optuna.trial.BaseTrial, config: ExperimentConfig) -> dict[str, Any]:
     """TD3 and DDPG: replay, soft update rate, exploration noise, network.
 
@@ -322,3 +312,7 @@ def sample_td3(trial: optuna.trial.BaseTrial, config: ExperimentConfig) -> dict[
         values["noise_type"] = noise_type
         values["noise_std"] = trial.suggest_float("noise_std", 0.01, 0.8, log=True)
     return values
+
+
+# the shipped algorithms' search spaces, as the registry names them
+SAMPLERS.update({name: globals()[spec.search_space] for name, spec in ALGOS.items() if spec.search_space})
