@@ -3,6 +3,12 @@
 A run folder (``models/<algo>-<env>/run-<N>/``) holds model.zip, best_model.zip,
 vecnormalize.pkl (when used), config.yaml (resolved, trainable as is), monitor/,
 evaluations.npz, checkpoints/, tb/ and train.json.
+
+Why one module of about 600 lines: it is one thing, a training run from its options to its
+train.json. :func:`train` makes the run folder (lock, start-up errors, clean-up), and
+:class:`_LearningRun` holds the steps of :func:`run_learning` in the order SB3's ``learn`` reads
+(callbacks, learn guarded, save, final evaluation, record), which ``rltool.resume`` reuses.
+Splitting it would put its options and env builders in a third module only to break the cycle.
 """
 
 from __future__ import annotations
