@@ -17,7 +17,8 @@ from stable_baselines3 import A2C, DQN, PPO, SAC
 from stable_baselines3.common.env_util import make_vec_env
 
 CLASSES = {"ppo": PPO, "a2c": A2C, "dqn": DQN, "sac": SAC}
-NOT_ALGO_KEYS = {"env", "algo", "seed", "n_timesteps", "n_envs", "policy"}
+# keys a config gives the script itself or rltool (evaluation), not the algorithm
+NOT_ALGO_KEYS = {"env", "algo", "seed", "n_timesteps", "n_envs", "policy", "n_eval_envs"}
 
 
 def keyword_dict(text: str) -> dict:

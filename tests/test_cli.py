@@ -245,3 +245,24 @@ def test_n_eval_envs_below_one_is_refused_in_one_line(tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert "n_eval_envs: must be >= 1, got 0" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.timeout(240)
+def test_time_limit_in_env_wrapper_ends_monitor_episodes_in_train_and_eval(tmp_path, monkeypatch):
+    # Monitor sits inside env_wrapper (the zoo's order): a TimeLimit outside it must still end
+    # Monitor's episodes, or evaluation waits for an episode end it never sees
+    monkeypatch.chdir(tmp_path)
+    wrapper = "env_wrapper:\n  - gymnasium.wrappers.TimeLimit:\n      max_episode_steps: 30\n"
+    config = make_config(tmp_path, "ppo", "Pendulum-v1", n_timesteps=128, extra=wrapper)
+    result = invoke(
+        "train", config, "--eval-freq", 64, "--eval-episodes", 2, "--no-progress", "-p", "n_steps=32"
+    )
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "models" / "ppo-Pendulum-v1" / "run-1"
+    info = json.loads((run_dir / "train.json").read_text())
+    assert info["final_eval"]["episode_lengths"] == [30] * 10
+    rows = (run_dir / "monitor" / "train-0.monitor.csv").read_text().splitlines()[2:]
+    assert rows and all(row.split(",")[1] == "30" for row in rows)  # r,l,t: every episode cut at 30
+    evaluation = invoke("eval", run_dir, "--episodes", 3, "--json")
+    assert evaluation.exit_code == 0, evaluation.output
+    assert json.loads(evaluation.output[evaluation.output.index("{") :])["episode_lengths"] == [30, 30, 30]

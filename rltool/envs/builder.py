@@ -98,6 +98,8 @@ def make_env_thunk(config: ExperimentConfig, rank: int, options: EnvOptions) -> 
         import gymnasium as gym
         from stable_baselines3.common.monitor import Monitor
 
+        from rltool.envs.monitoring import OuterCutsEndMonitorEpisodes
+
         env_id = resolve_env_id(config.env, config.env_packages, where=f"{config.source}: env")
         kwargs = families.make_kwargs(env_id, config.env_kwargs, tuple(w.path for w in config.env_wrapper))
         if options.render_mode is not None:
@@ -115,10 +117,13 @@ def make_env_thunk(config: ExperimentConfig, rank: int, options: EnvOptions) -> 
         if options.monitor_dir is not None:
             filename = str(options.monitor_dir / f"{options.monitor_prefix}-{rank}")
         monitor_kwargs = families.monitor_info_keywords(env_id, config.monitor_kwargs)
-        env = Monitor(env, filename=filename, override_existing=not options.append_monitor, **monitor_kwargs)
-        return _apply_env_wrappers(
-            env, config.env_wrapper, options.allowed_modules, f"{config.source}: env_wrapper"
+        monitor = Monitor(
+            env, filename=filename, override_existing=not options.append_monitor, **monitor_kwargs
         )
+        env = _apply_env_wrappers(
+            monitor, config.env_wrapper, options.allowed_modules, f"{config.source}: env_wrapper"
+        )
+        return OuterCutsEndMonitorEpisodes(env, monitor) if config.env_wrapper else env
 
     return thunk
 
