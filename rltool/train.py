@@ -548,13 +548,24 @@ class _LearningRun:
         if self.eval_env is None:
             self.eval_env = _eval_env(self.config, self.run_dir, self.options, self.new_run)
         sync_envs_normalization(self.model.get_env(), self.eval_env)
+        successes: list[float] = []
         rewards, lengths = evaluate_episodes(
-            self.model, self.eval_env, self.options.final_eval_episodes, deterministic=True
+            self.model,
+            self.eval_env,
+            self.options.final_eval_episodes,
+            deterministic=True,
+            successes=successes,
         )
         final_eval = _summary(rewards, lengths)
+        success = ""
+        if successes:  # goal envs: as `rltool eval --json` reports them
+            final_eval.update(
+                success_rate=float(sum(successes) / len(successes)), episode_successes=successes
+            )
+            success = f", success rate {final_eval['success_rate']:.0%}"
         self.report(
             f"mean_reward={final_eval['mean_reward']:.2f} +/- {final_eval['std_reward']:.2f} "
-            f"over {len(rewards)} deterministic episodes"
+            f"over {len(rewards)} deterministic episodes{success}"
         )
         return final_eval
 

@@ -241,6 +241,12 @@ def test_her_fetchreach_config_reports_success_rate(tmp_path):
 
     with np.load(run_dir / "evaluations.npz") as evaluations:  # periodic evaluations, SB3's format
         assert evaluations["successes"].shape == (2, 5) and evaluations["timesteps"].tolist() == [150, 300]
+    final = json.loads((run_dir / "train.json").read_text())["final_eval"]  # as eval --json reports it
+    assert (
+        len(final["episode_successes"]) == 10
+        and final["success_rate"] == sum(final["episode_successes"]) / 10
+    )
+    assert f"success rate {final['success_rate']:.0%}" in out
     assert video_size(video) == (480, 480)
 
     from rltool.analysis.plot import plot_runs
