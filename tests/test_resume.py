@@ -421,3 +421,26 @@ def test_a_checkpoint_is_replaced_whole_and_never_written_with_nan_weights(tmp_p
     with pytest.raises(TrainingDivergedError, match="training diverged at step 96: network weights"):
         write_checkpoint(model, tmp_path)
     assert checkpoint_dirs(tmp_path) == [first]
+
+
+def test_killed_sbx_run_on_envpool_resumes_to_its_budget(tmp_path: Path) -> None:
+    """kill -9 on the fast engines: the newest checkpoint holds SBX's msgpack state and resumes."""
+    total = 8192
+    text = ppo_config(total) + "backend: sbx\nvec_env: envpool\n"
+    config = write_config(tmp_path, "ppo", text)
+    run_dir = kill_after_checkpoints(tmp_path, config, "ppo", count=2, save_freq=512)
+    newest = checkpoint_dirs(run_dir)[-1]
+    import zipfile
+
+    with zipfile.ZipFile(newest / "model.zip") as archive:
+        assert "sbx_state.msgpack" in archive.namelist()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    resumed = subprocess.run(
+        [sys.executable, "-m", "rltool", "train", "--resume", str(run_dir), "--eval-freq", "0", "--no-progress"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=DEADLINE_S,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"from checkpoint {newest.name}" in resumed.stdout + resumed.stderr
+    info = json.loads((run_dir / "train.json").read_text())
+    assert info["status"] == "finished" and info["num_timesteps"] >= total
+    assert (info["backend"], info["vec_env"]) == ("sbx", "envpool") and len(info["segments"]) == 2

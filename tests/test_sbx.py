@@ -437,3 +437,50 @@ def test_backend_override_by_param_or_file(tmp_path: Path) -> None:
         and "c.yaml:5: max_grad_norm: not supported by dqn on backend sbx" in error_line(result)
     )
     assert not (tmp_path / "models").exists()
+
+
+# ---------------------------------------------------------------------------
+# tune, --seeds, report, plot and smoke on the SBX backend
+
+TINY_PPO = PPO_CONFIG.replace("n_timesteps: 256", "n_timesteps: 128")
+
+
+def test_tune_trains_its_trials_on_sbx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "fast.yaml"
+    config.write_text(TINY_PPO)
+    result = invoke(
+        "tune", config, "--trials", 2, "-n", 256, "--n-evaluations", 1, "--eval-episodes", 1,
+        "--sampler", "random", "--pruner", "none",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    best = next((tmp_path / "models" / "tune").rglob("best.yaml"))
+    assert "backend: sbx" in best.read_text()
+
+
+def test_seeds_report_and_plot_on_sbx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "fast.yaml"
+    config.write_text(TINY_PPO)
+    trained = invoke("train", config, "--seeds", "0,1", "--jobs", 1, "--eval-freq", 64, "--eval-episodes", 1)
+    assert trained.exit_code == 0, trained.output
+    runs = sorted((tmp_path / "models").glob("*/run-*"))
+    infos = [json.loads((run / "train.json").read_text()) for run in runs]
+    assert [(info["backend"], info["seed"], info["status"]) for info in infos] == [
+        ("sbx", 0, "finished"),
+        ("sbx", 1, "finished"),
+    ]
+    report = invoke("report", config)
+    assert report.exit_code == 0, report.output
+    assert "IQM" in report.output and "2" in report.output
+    plotted = invoke("plot", config, "-o", tmp_path / "curves.png")
+    assert plotted.exit_code == 0, plotted.output
+    assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_smoke_passes_an_sbx_config(tmp_path: Path) -> None:
+    config = tmp_path / "fast.yaml"
+    config.write_text(TINY_PPO)
+    result = invoke("smoke", config)
+    assert result.exit_code == 0, result.output
+    assert "fast.yaml" in result.output

@@ -117,7 +117,7 @@ def tune(config: ExperimentConfig, options: TuneOptions, report: Report = print)
     :param report: where to print progress lines.
     :return: what this worker did; ``interrupted`` is True after Ctrl-C.
     """
-    from rltool.runtime import set_threads
+    from rltool.runtime import prepare_device, set_threads
 
     check_options(config, options)
     if options.enqueue:
@@ -130,6 +130,7 @@ def tune(config: ExperimentConfig, options: TuneOptions, report: Report = print)
                         f"{did_you_mean(key, names, cutoff=0.5)} (parameters: {', '.join(sorted(names))})"
                     )
     set_threads(1, config.backend)  # one core per worker: N workers use N cores
+    prepare_device(config.algo_kwargs.get("device"), config.backend)  # SBX: starts XLA with that 1 thread
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study, folder, spec = open_study(config, options)
     for number in fail_dead_local_trials(study):
