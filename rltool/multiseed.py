@@ -44,6 +44,7 @@ from rltool.errors import ConfigError, RltoolError
 from rltool.fileio import write_text
 from rltool.rundir import RunStatus, create_run_dir
 from rltool.signals import stop_signals_counted, stop_signals_interrupt
+from rltool.tracking import TrackingOptions, for_seed, run_tracked
 from rltool.train import TrainOptions, TrainResult
 from rltool.type_aliases import Report
 
@@ -152,8 +153,15 @@ def _stop_now() -> None:
     raise KeyboardInterrupt
 
 
-def _child(index: int, config: ExperimentConfig, options: TrainOptions, messages: Any, stop: Any) -> None:
-    """Body of one seed's process: train and send the result (or the error) to the parent."""
+def _child(
+    index: int,
+    config: ExperimentConfig,
+    options: TrainOptions,
+    messages: Any,
+    stop: Any,
+    tracking: TrackingOptions | None = None,
+) -> None:
+    """Body of one seed's process: train (tracked, with ``tracking``) and send the result (or the error) to the parent."""
     assert options.run_dir is not None
 
     def report(line: str) -> None:
@@ -167,8 +175,16 @@ def _child(index: int, config: ExperimentConfig, options: TrainOptions, messages
             messages.put(("skipped", index, None))
             return
         signal.signal(signal.SIGINT, _first_sigint_only)
+        tracker = None
+        if tracking is not None:
+            from rltool.tracking import make_tracking_callback
+
+            tracker = make_tracking_callback(for_seed(tracking, config.seed), report)
         with stop_signals_interrupt():  # SIGTERM/SIGHUP sent to this child: saved as after Ctrl-C
-            result = train(config, options, report=report, extra_callbacks=[callback])
+            result = run_tracked(
+                tracker,
+                lambda tracked: train(config, options, report=report, extra_callbacks=[callback, *tracked]),
+            )
         messages.put(("done", index, result))
     except KeyboardInterrupt:  # before learning started: train() had nothing to save yet
         messages.put(("stopped", index, "interrupted before training started; the run folder is incomplete"))
@@ -292,9 +308,17 @@ class _Display:
 class _Runner:
     """The parent's loop: start children, read their messages, notice exits and Ctrl-C."""
 
-    def __init__(self, seeds: list[_Seed], options: TrainOptions, jobs: int, report: Report):
+    def __init__(
+        self,
+        seeds: list[_Seed],
+        options: TrainOptions,
+        jobs: int,
+        report: Report,
+        tracking: TrackingOptions | None = None,
+    ):
         import multiprocessing
 
+        self.tracking = tracking
         self.seeds = seeds
         # one seed at a time may use the engines' own thread choice; parallel seeds get one core each
         self.options = replace(options, threads=options.threads if jobs == 1 else 1, progress=False)
@@ -337,7 +361,7 @@ class _Runner:
         seed_options = replace(self.options, run_dir=seed.run_dir)
         seed.process = self.context.Process(
             target=_child,
-            args=(seed.index, seed.config, seed_options, self.messages, self.stop),
+            args=(seed.index, seed.config, seed_options, self.messages, self.stop, self.tracking),
             name=f"rltool-seed-{seed.config.seed}",
         )
         with _sigint_ignored():  # the child starts deaf to Ctrl-C until it arms its own handler
@@ -416,6 +440,7 @@ def run_seeds(
     options: TrainOptions,
     jobs: int | None = None,
     report: Report = print,
+    tracking: TrackingOptions | None = None,
 ) -> list[TrainResult]:
     """Train each config (one per seed) in its own process, at most ``jobs`` at a time.
 
@@ -425,6 +450,7 @@ def run_seeds(
         the parent draws the combined bar.
     :param jobs: processes at once (>= 1); None: one per config, up to the number of CPU cores.
     :param report: where lines go (children's lines are prefixed with their seed).
+    :param tracking: ``--track``: each seed is tracked as its own run (:func:`rltool.tracking.for_seed`).
     :return: one result per config, in order. ``status`` is ``"finished"``, ``"interrupted"``
         (saved after Ctrl-C, as by ``rltool train``), :data:`FAILED` (``info["error"]`` holds the
         one-line error), :data:`STOPPED` (Ctrl-C before training started, or a second Ctrl-C
@@ -451,7 +477,7 @@ def run_seeds(
         for seed in seeds:
             _remove_if_empty(seed.run_dir)
         raise
-    _Runner(seeds, options, jobs, report).run()
+    _Runner(seeds, options, jobs, report, tracking).run()
     return [_result_of(seed) for seed in seeds]
 
 

@@ -20,7 +20,7 @@ import contextlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -302,16 +302,15 @@ def read_train_json(run_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def tracking_callback_from_cli(
+def tracking_options_from_cli(
     track: str | None,
     *,
     project: str | None,
     run_name: str | None,
     tags: list[str] | None,
     tracking_uri: str | None,
-    report: Report,
-) -> Any:
-    """:return: the tracking callback the ``train`` options ask for, or None without ``--track``."""
+) -> TrackingOptions | None:
+    """:return: the tracking the ``train`` options ask for (backend checked installed), or None without ``--track``."""
     if track is None:
         for option, value in (("--track-project", project), ("--track-run-name", run_name),
                               ("--track-tag", tags), ("--tracking-uri", tracking_uri)):  # fmt: skip
@@ -320,13 +319,19 @@ def tracking_callback_from_cli(
         return None
     options = TrackingOptions(track, project, run_name, tuple(tags or ()), tracking_uri)
     check_backend_installed(options)
-    return make_tracking_callback(options, report)
+    return options
+
+
+def for_seed(options: TrackingOptions, seed: int | None) -> TrackingOptions:
+    """:return: the tracking of one seed of ``--seeds``: a given run name gets ``-seed<N>``, and a ``seed=<N>`` tag."""
+    run_name = f"{options.run_name}-seed{seed}" if options.run_name else None
+    return replace(options, run_name=run_name, tags=(*options.tags, f"seed={seed}"))
 
 
 def run_tracked(callback: Any, train: Callable[[list[Any]], Any]) -> Any:
     """Run ``train(extra_callbacks)`` with the tracking callback (if any), then finish the tracking run.
 
-    :param callback: from :func:`tracking_callback_from_cli`, or None.
+    :param callback: from :func:`make_tracking_callback`, or None.
     :param train: starts training with the given extra callbacks; returns a TrainResult (or None).
     :return: what ``train`` returned.
     """

@@ -64,6 +64,26 @@ def test_wandb_offline_run_holds_config_and_scalars(tmp_path: Path) -> None:
     assert (offline / "files" / "train.json").read_bytes() == (run_dir / "train.json").read_bytes()
 
 
+def test_each_seed_of_seeds_is_its_own_wandb_run(tmp_path: Path) -> None:
+    pytest.importorskip("wandb")
+    command = rltool_command(
+        tmp_path, 256, "--seeds", "0,1", "--jobs", "1", "--track", "wandb", "--track-run-name", "sweep"
+    )
+    env = run_env(
+        WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DIR=str(tmp_path), WANDB_CACHE_DIR=str(tmp_path)
+    )
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "tracking stopped" not in result.stderr + result.stdout
+    for seed in (0, 1):
+        run_dir = tmp_path / "models" / "ppo-CartPole-v1" / f"run-{seed + 1}"
+        assert json.loads((run_dir / "train.json").read_text())["seed"] == seed
+        (offline,) = (run_dir / "wandb").glob("offline-run-*")
+        data = next(offline.glob("run-*.wandb")).read_bytes()
+        assert f"sweep-seed{seed}".encode() in data and f"seed={seed}".encode() in data
+        assert (offline / "files" / "train.json").read_bytes() == (run_dir / "train.json").read_bytes()
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -181,23 +181,17 @@ def train(
             verbose=verbose,
             device=device,
         )
-        from rltool.tracking import run_tracked, tracking_callback_from_cli
+        from rltool.tracking import make_tracking_callback, run_tracked, tracking_options_from_cli
 
-        tracker = tracking_callback_from_cli(
-            track,
-            project=track_project,
-            run_name=track_run_name,
-            tags=track_tags,
-            tracking_uri=tracking_uri,
-            report=lambda line: typer.echo(line, err=True),
+        tracking = tracking_options_from_cli(
+            track, project=track_project, run_name=track_run_name, tags=track_tags, tracking_uri=tracking_uri
         )
-        if seeds is not None and tracker is not None:
-            raise RltoolError("--track does not combine with --seeds yet; track each seed's run on its own")
         if seeds is not None:
             from rltool.cli.seeds import train_seeds
 
-            code = train_seeds(experiment, seeds, jobs, options)
+            code = train_seeds(experiment, seeds, jobs, options, tracking)
             raise typer.Exit(code=exit_code() if code == 130 else code)
+        tracker = tracking and make_tracking_callback(tracking, lambda line: typer.echo(line, err=True))
         if resume is not None:
             from rltool.resume import resume as resume_run
 

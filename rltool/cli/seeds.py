@@ -8,23 +8,31 @@ import typer
 
 if TYPE_CHECKING:
     from rltool.config import ExperimentConfig
+    from rltool.tracking import TrackingOptions
     from rltool.train import TrainOptions, TrainResult
     from rltool.type_aliases import Report
 
 
-def train_seeds(config: ExperimentConfig, seeds_text: str, jobs: int | None, options: TrainOptions) -> int:
+def train_seeds(
+    config: ExperimentConfig,
+    seeds_text: str,
+    jobs: int | None,
+    options: TrainOptions,
+    tracking: TrackingOptions | None = None,
+) -> int:
     """Train ``config`` once per seed of ``seeds_text`` in parallel processes, print one line per seed.
 
     :param config: the loaded config (its own seed is replaced by each of the seeds).
     :param seeds_text: the ``--seeds`` value, e.g. ``0-4``.
     :param jobs: seeds at once (None: one per core).
     :param options: training options.
+    :param tracking: ``--track``: each seed is its own tracking run (see :func:`rltool.tracking.for_seed`).
     :return: the exit code: 0 every seed finished, 130 Ctrl-C stopped one, 1 one failed.
     """
     from rltool.multiseed import parse_seeds, run_seeds, seed_configs
 
     configs = seed_configs(config, parse_seeds(seeds_text))
-    return summarize(run_seeds(configs, options, jobs, report=typer.echo), typer.echo)
+    return summarize(run_seeds(configs, options, jobs, report=typer.echo, tracking=tracking), typer.echo)
 
 
 def summarize(results: list[TrainResult], report: Report) -> int:
