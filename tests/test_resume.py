@@ -321,7 +321,10 @@ def test_ctrl_c_saves_then_resume_finishes_and_extends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    config = write_config(tmp_path, "ppo", ppo_config(3072, normalize=False))
+    # a budget that outlasts the poller's reaction on a busy machine: the run must still be
+    # learning when Ctrl-C arrives
+    total, extended = 12288, 12800
+    config = write_config(tmp_path, "ppo", ppo_config(total, normalize=False))
     run_dir = run_folder(tmp_path, "ppo")
     with training(tmp_path, config, "--save-freq", 256) as process:
         wait_until(process, lambda: len(checkpoint_dirs(run_dir)) >= 1, "a checkpoint", tmp_path)
@@ -340,16 +343,16 @@ def test_ctrl_c_saves_then_resume_finishes_and_extends(
     assert sorted(p for p in run_dir.rglob("*") if p.is_file()) == files_before
     result = invoke(*args)
     assert result.exit_code == 0, result.output
-    assert f"at step {info['num_timesteps']} of 3072" in result.output
-    assert_budget(run_dir, PPO, 3072, PPO_ROLLOUT)
+    assert f"at step {info['num_timesteps']} of {total}" in result.output
+    assert_budget(run_dir, PPO, total, PPO_ROLLOUT)
 
     result = invoke(*args)  # finished: nothing to do
     assert result.exit_code == 0 and "already finished" in result.output, result.output
-    result = invoke(*args, "-n", 3584)  # a larger budget continues the run
+    result = invoke(*args, "-n", extended)  # a larger budget continues the run
     assert result.exit_code == 0, result.output
-    assert_budget(run_dir, PPO, 3584, PPO_ROLLOUT)
+    assert_budget(run_dir, PPO, extended, PPO_ROLLOUT)
     assert len(json.loads((run_dir / "train.json").read_text())["segments"]) == 3
-    assert load_config(run_dir / "config.yaml").n_timesteps == 3584
+    assert load_config(run_dir / "config.yaml").n_timesteps == extended
     assert_every_file_loads(run_dir)
 
 
