@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 
 from rltool.errors import RltoolError, first_line
 
@@ -52,6 +53,39 @@ _xla_threads_started: int | None = None
 def xla_threads() -> int | None:
     """:return: the threads of XLA's CPU pool if rltool started JAX in this process, else None."""
     return _xla_threads_started
+
+
+def compilation_cache_dir() -> Path | None:
+    """:return: where JAX keeps compiled functions between runs (None: ``RLTOOL_JAX_CACHE=off``).
+
+    ``$RLTOOL_JAX_CACHE`` if set, else ``$XDG_CACHE_HOME/rltool/jax`` (``~/.cache/rltool/jax``).
+    """
+    chosen = os.environ.get("RLTOOL_JAX_CACHE")
+    if chosen is not None:
+        return None if chosen.strip().lower() in ("", "0", "off", "none") else Path(chosen).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "rltool" / "jax"
+
+
+def use_compilation_cache() -> None:
+    """Let JAX reuse the functions it compiled in earlier runs (SBX's updates take seconds to compile).
+
+    Every compiled function is kept, however fast it compiled: a run compiles about fifty, which
+    together take 5-6 s on this project's CPU. A cache folder that cannot be made leaves JAX
+    compiling as before.
+    """
+    import jax
+
+    folder = compilation_cache_dir()
+    if folder is None:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def _jax_started_with_threads(threads: int | None) -> None:
@@ -102,6 +136,7 @@ def prepare_device(device: str | None, backend: str) -> str:
 
         if device == "cpu":  # also when jax was imported already (EnvPool imports it)
             jax.config.update("jax_platforms", "cpu")
+        use_compilation_cache()
         _jax_started_with_threads(_xla_threads_wanted)
 
         if device == "cuda":
