@@ -229,6 +229,8 @@ class FusedPPO(PPO):
             policy._predict_all, policy.actor_state, policy.vf_state, observations, policy.key
         )
         action_dtype, action_shape = shapes[0].dtype, shapes[0].shape
+        buffer_observation_shape = (rollout_buffer.n_envs, *rollout_buffer.obs_shape)
+        buffer_action_shape = (rollout_buffer.n_envs, rollout_buffer.action_dim)
         n_steps = 0
         rollout_buffer.reset()
         callback.on_rollout_start()
@@ -261,14 +263,16 @@ class FusedPPO(PPO):
                         self.vf.apply(policy.vf_state.params, terminal_obs).flatten()
                     ).item()
                     rewards[index] += self.gamma * terminal_value
-            rollout_buffer.add(
-                self._last_obs,
-                actions,
-                rewards,
-                self._last_episode_starts,
-                th.as_tensor(values),
-                th.as_tensor(log_probs),
-            )
+            # what RolloutBuffer.add stores, written straight into its arrays (no torch round trip)
+            position = rollout_buffer.pos
+            rollout_buffer.observations[position] = np.asarray(self._last_obs).reshape(buffer_observation_shape)
+            rollout_buffer.actions[position] = actions.reshape(buffer_action_shape)
+            rollout_buffer.rewards[position] = rewards
+            rollout_buffer.episode_starts[position] = self._last_episode_starts
+            rollout_buffer.values[position] = values
+            rollout_buffer.log_probs[position] = log_probs
+            rollout_buffer.pos += 1
+            rollout_buffer.full = rollout_buffer.pos == rollout_buffer.buffer_size
             self._last_obs = new_obs
             self._last_episode_starts = dones
         last_values = np.array(
