@@ -47,9 +47,14 @@ def first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def did_you_mean(word: str, options: Iterable[str], cutoff: float = 0.6) -> str:
-    """:return: ``"; did you mean 'x'?"`` for the closest of ``options``, or ``""`` when none is close."""
+def close_matches(word: str, options: Iterable[str], count: int = 1, cutoff: float = 0.6) -> list[str]:
+    """:return: up to ``count`` of ``options`` close to ``word``, the closest first (difflib's ratio)."""
     import difflib
 
-    close = difflib.get_close_matches(word, sorted(options), n=1, cutoff=cutoff)
+    return difflib.get_close_matches(word, sorted(options), n=count, cutoff=cutoff)
+
+
+def did_you_mean(word: str, options: Iterable[str], cutoff: float = 0.6) -> str:
+    """:return: ``"; did you mean 'x'?"`` for the closest of ``options``, or ``""`` when none is close."""
+    close = close_matches(word, options, cutoff=cutoff)
     return f"; did you mean '{close[0]}'?" if close else ""

@@ -265,7 +265,9 @@ class FusedPPO(PPO):
                     rewards[index] += self.gamma * terminal_value
             # what RolloutBuffer.add stores, written straight into its arrays (no torch round trip)
             position = rollout_buffer.pos
-            rollout_buffer.observations[position] = np.asarray(self._last_obs).reshape(buffer_observation_shape)
+            rollout_buffer.observations[position] = np.asarray(self._last_obs).reshape(
+                buffer_observation_shape
+            )
             rollout_buffer.actions[position] = actions.reshape(buffer_action_shape)
             rollout_buffer.rewards[position] = rewards
             rollout_buffer.episode_starts[position] = self._last_episode_starts

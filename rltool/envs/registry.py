@@ -6,13 +6,12 @@ Imports gymnasium but never torch, so config errors stay fast.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import importlib
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from rltool.errors import EnvError, did_you_mean
+from rltool.errors import EnvError, close_matches, did_you_mean
 
 if TYPE_CHECKING:
     import gymnasium as gym
@@ -122,7 +121,7 @@ def check_envpool_env(env_id: str, *, where: str = "env") -> None:
             f"{where}: vec_env: envpool needs the envpool package (pip install 'rltool[fast]')"
         ) from None
     if env_id not in known:
-        close = difflib.get_close_matches(env_id, known, n=5, cutoff=0.6)
+        close = close_matches(env_id, known, count=5)
         hint = f"; close ids it has: {', '.join(close)}" if close else ""
         raise EnvError(f"{where}: EnvPool has no env '{env_id}'{hint} (or use vec_env: dummy)")
     _check_same_spaces(env_id, where)
