@@ -72,7 +72,10 @@ def train(
     ] = False,
     threads: Annotated[
         int | None,
-        typer.Option("--threads", help="Threads of torch, XLA (sbx) and EnvPool (default 1 on CPU)."),
+        typer.Option(
+            "--threads",
+            help="Threads of torch, XLA's pool (sbx) and EnvPool (default: 1 torch, XLA one per core, 1 EnvPool).",
+        ),
     ] = None,
     backend: BackendOpt = None,
     device: DeviceOpt = None,
