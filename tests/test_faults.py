@@ -197,8 +197,8 @@ def test_resume_while_the_original_trains_is_refused_naming_it(folder: Path) -> 
         assert sorted(p.name for p in (run / "monitor").iterdir()) == before  # no second Monitor segment
     finally:
         original.send_signal(signal.SIGTERM)
-        original.communicate(timeout=120)
-    assert original.returncode == 128 + signal.SIGTERM
+        out, err = original.communicate(timeout=120)
+    assert original.returncode == 128 + signal.SIGTERM, out + err
     assert json.loads((run / "train.json").read_text())["pid"] == original.pid
 
 
