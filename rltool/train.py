@@ -34,6 +34,7 @@ from rltool.rundir import RunStatus, create_run_dir, read_train_json, remove_run
 from rltool.runlock import hold_run_lock
 from rltool.runtime import prepare_device, set_threads, xla_threads
 from rltool.signals import disarm as disarm_stop_signals
+from rltool.signals import received as stop_signal_received
 from rltool.type_aliases import Report
 
 
@@ -488,7 +489,11 @@ class _LearningRun:
                 raise self.unexpected(error) from None
             raise
         except Exception as error:
-            raise self.unexpected(error) from None
+            if stop_signal_received() is None:
+                raise self.unexpected(error) from None
+            # the KeyboardInterrupt of a SIGTERM/SIGHUP raised inside a callback that a library
+            # calls from C code can come back wrapped in another exception: still a stop
+            status = RunStatus.INTERRUPTED
         finally:
             disarm_stop_signals()  # a SIGTERM from now on must not break the final save
             for callback in callbacks:
