@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,16 +39,24 @@ def this_command() -> str:
     return " ".join([program, *sys.argv[1:]])
 
 
-def _holder(path: Path) -> str:
-    try:
-        pid, _, command = path.read_text().partition("\n")
-    except OSError:
-        return "another process"
-    pid = pid.strip()
-    command = command.strip()
-    if not pid:
-        return "another process"
-    return f"pid {pid} ({command})" if command else f"pid {pid}"
+def _holder(path: Path, patience: float = 2.0) -> str:
+    """:return: the holder's pid and command, as it wrote them into the lock file.
+
+    A holder writes them just after it takes the lock, so a refused writer that reads an
+    empty file waits up to ``patience`` seconds for them before it says "another process".
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            pid, _, command = path.read_text().partition("\n")
+        except OSError:
+            pid, command = "", ""
+        pid, command = pid.strip(), command.strip()
+        if pid and command:
+            return f"pid {pid} ({command})"
+        if time.monotonic() >= deadline:
+            return f"pid {pid}" if pid else "another process"
+        time.sleep(0.02)
 
 
 def _open_locked(path: Path, blocking: bool) -> int:

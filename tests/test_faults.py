@@ -439,3 +439,33 @@ def test_plot_and_report_skip_runs_without_episodes_and_list_them(
     assert [row["n_seeds"] for row in rows] == [1]
     assert "note: skipped models/ppo-CartPole-v1/run-2" in reported.stderr
     assert "note: skipped models/ppo-CartPole-v1/run-3" in reported.stderr
+
+
+def test_a_refused_writer_names_a_holder_that_has_not_yet_written_its_pid(tmp_path: Path) -> None:
+    """The holder writes its pid just after it takes the lock; a writer refused in that gap
+    waits for the pid instead of saying "another process" (a CI failure once showed the gap)."""
+    import fcntl
+    import threading
+
+    from rltool.runlock import LOCK_NAME, RunLockedError, hold_run_lock
+
+    lock_file = (tmp_path / LOCK_NAME).open("w")
+    fcntl.flock(lock_file, fcntl.LOCK_EX)  # locked, still empty
+
+    def write_holder() -> None:
+        lock_file.write("4242\nrltool train --resume run-1\n")
+        lock_file.flush()
+
+    late = threading.Timer(0.3, write_holder)
+    late.start()
+    try:
+        with (
+            pytest.raises(RunLockedError, match=r"pid 4242 \(rltool train --resume run-1\)"),
+            hold_run_lock(tmp_path),
+        ):
+            pass
+    finally:
+        late.join()
+        lock_file.close()
+    with hold_run_lock(tmp_path):  # the lock went with its holder
+        assert (tmp_path / LOCK_NAME).read_text().startswith(f"{os.getpid()}\n")
