@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,6 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+# A shell that starts a job in the background (``nohup make test &``, a CI runner's script) makes
+# it ignore SIGINT, and the rltool processes the tests start would inherit that and ignore the
+# Ctrl-C that the interrupt tests send. A Python handler here is reset to the default at exec, so
+# every child starts with Ctrl-C working, as in a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
