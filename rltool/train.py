@@ -474,25 +474,9 @@ class _LearningRun:
                 )
         except KeyboardInterrupt:
             status = RunStatus.INTERRUPTED
-        except TrainingDivergedError as error:
-            raise self.diverged(str(error)) from None
-        except ValueError as error:
-            # torch.distributions rejects NaN logits before our guard sees them
-            if "nan" not in str(error).lower():
-                raise self.unexpected(error) from None
-            raise self.diverged(
-                f"training diverged at step {model.num_timesteps}: the policy produced NaN values "
-                "(lower the learning rate); the last checkpoint is kept"
-            ) from None
-        except RltoolError as error:
-            if isinstance(error, OutputError):
-                raise self.unexpected(error) from None
-            raise
         except Exception as error:
-            if stop_signal_received() is None:
-                raise self.unexpected(error) from None
-            # the KeyboardInterrupt of a SIGTERM/SIGHUP raised inside a callback that a library
-            # calls from C code can come back wrapped in another exception: still a stop
+            if not _stopped(error):
+                raise self.classify(error) from None
             status = RunStatus.INTERRUPTED
         finally:
             disarm_stop_signals()  # a SIGTERM from now on must not break the final save
@@ -501,6 +485,20 @@ class _LearningRun:
                     callback.bar.close()
         self.wall_time = time.perf_counter() - self.started
         return status
+
+    def classify(self, error: Exception) -> Exception:
+        """:return: the one-line error for an exception that ended learning (no stop signal behind it)."""
+        if isinstance(error, TrainingDivergedError):
+            return self.diverged(str(error))
+        if isinstance(error, ValueError) and "nan" in str(error).lower():
+            # torch.distributions rejects NaN logits before our guard sees them
+            return self.diverged(
+                f"training diverged at step {self.model.num_timesteps}: the policy produced NaN values "
+                "(lower the learning rate); the last checkpoint is kept"
+            )
+        if isinstance(error, RltoolError) and not isinstance(error, OutputError):
+            return error
+        return self.unexpected(error)
 
     def check_weights(self) -> None:
         """Refuse to save NaN or infinite weights over model.zip."""
@@ -593,6 +591,25 @@ class _LearningRun:
             final_eval,
             info,
         )
+
+
+def _stopped(error: BaseException) -> bool:
+    """:return: whether ``error`` comes from a stop: a Ctrl-C, SIGTERM or SIGHUP.
+
+    The KeyboardInterrupt of a stop can land inside a library's own clean-up (a zip entry being
+    written, a callback called from C code), which then raises another exception with the
+    KeyboardInterrupt as its context; the stop must still save the run, not fail it.
+    """
+    if stop_signal_received() is not None:
+        return True
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _eval_env(config: ExperimentConfig, run_dir: Path, options: TrainOptions, new_run: bool) -> Any:

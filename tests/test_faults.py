@@ -469,3 +469,48 @@ def test_a_refused_writer_names_a_holder_that_has_not_yet_written_its_pid(tmp_pa
         lock_file.close()
     with hold_run_lock(tmp_path):  # the lock went with its holder
         assert (tmp_path / LOCK_NAME).read_text().startswith(f"{os.getpid()}\n")
+
+
+STOP_INSIDE_A_WRITE = """
+import os
+import signal
+import time
+
+from stable_baselines3.common.callbacks import BaseCallback
+
+
+class StopInsideAWrite(BaseCallback):
+    \"\"\"At step 64, a stop signal lands while a library writes, and the library's clean-up
+    turns the KeyboardInterrupt into its own error (as zipfile does for a half-written entry).\"\"\"
+
+    def __init__(self, signum):
+        super().__init__()
+        self.signum = signum
+
+    def _on_step(self):
+        if self.num_timesteps >= 64:
+            try:
+                os.kill(os.getpid(), self.signum)
+                time.sleep(5)
+            except KeyboardInterrupt:
+                raise ValueError("Can't close the ZIP file while there is an open writing handle on it")
+        return True
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "ctrl-c"])
+def test_a_stop_that_a_library_turns_into_its_own_error_still_saves_as_a_stop(
+    folder: Path, signum: int
+) -> None:
+    (folder / "stop_bits.py").write_text(STOP_INSIDE_A_WRITE)
+    (folder / "stop.yaml").write_text(
+        SLOW_CONFIG + f"callback:\n  - stop_bits.StopInsideAWrite: {{signum: {int(signum)}}}\n"
+    )
+    result = rltool(
+        "train", "stop.yaml", "--no-progress", "--eval-freq", "0", "--allow-module", "stop_bits", cwd=folder
+    )
+    assert result.returncode == 128 + signum, result.stdout + result.stderr
+    assert "interrupted at step" in result.stdout and "Traceback" not in result.stderr, result.stderr
+    run = folder / "models" / "ppo-fault_envs_PlainEnv" / "run-1"
+    assert json.loads((run / "train.json").read_text())["status"] == "interrupted"
+    assert (run / "model.zip").is_file() and list((run / "checkpoints").glob("step-*"))
