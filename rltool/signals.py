@@ -33,6 +33,25 @@ def exit_code(default: int = signal.SIGINT) -> int:
     return 128 + (received() or default)
 
 
+def caused_by_stop(error: BaseException) -> bool:
+    """:return: whether ``error`` comes from a stop: a Ctrl-C, SIGTERM or SIGHUP.
+
+    The KeyboardInterrupt of a stop can land inside a library's own clean-up (a zip entry being
+    written, a callback called from C code), which then raises another exception with the
+    KeyboardInterrupt as its context: that is still the user's stop, not a failure.
+    """
+    if received() is not None:
+        return True
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def disarm() -> None:
     """From now on a stop signal is only recorded: learning is over and the final save must finish."""
     _armed[0] = False

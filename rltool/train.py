@@ -33,8 +33,8 @@ from rltool.fileio import write_text
 from rltool.rundir import RunStatus, create_run_dir, read_train_json, remove_run_dir, write_train_json
 from rltool.runlock import hold_run_lock
 from rltool.runtime import prepare_device, set_threads, xla_threads
+from rltool.signals import caused_by_stop
 from rltool.signals import disarm as disarm_stop_signals
-from rltool.signals import received as stop_signal_received
 from rltool.type_aliases import Report
 
 
@@ -475,7 +475,7 @@ class _LearningRun:
         except KeyboardInterrupt:
             status = RunStatus.INTERRUPTED
         except Exception as error:
-            if not _stopped(error):
+            if not caused_by_stop(error):
                 raise self.classify(error) from None
             status = RunStatus.INTERRUPTED
         finally:
@@ -591,25 +591,6 @@ class _LearningRun:
             final_eval,
             info,
         )
-
-
-def _stopped(error: BaseException) -> bool:
-    """:return: whether ``error`` comes from a stop: a Ctrl-C, SIGTERM or SIGHUP.
-
-    The KeyboardInterrupt of a stop can land inside a library's own clean-up (a zip entry being
-    written, a callback called from C code), which then raises another exception with the
-    KeyboardInterrupt as its context; the stop must still save the run, not fail it.
-    """
-    if stop_signal_received() is not None:
-        return True
-    seen: set[int] = set()
-    cause: BaseException | None = error
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, KeyboardInterrupt):
-            return True
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
-    return False
 
 
 def _eval_env(config: ExperimentConfig, run_dir: Path, options: TrainOptions, new_run: bool) -> Any:

@@ -615,3 +615,27 @@ def load_study_trials(log: Path, name: str) -> list:
     return optuna.load_study(
         study_name=name, storage=JournalStorage(JournalFileBackend(str(log)))
     ).get_trials()
+
+
+def test_a_stop_inside_a_trial_that_a_library_turned_into_its_own_error_stops_the_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A trial's error with a Ctrl-C behind it stops the worker; any other error fails only the trial."""
+    from rltool.tune import worker
+
+    def interrupted_write(*args: object) -> None:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise ValueError("Can't close the ZIP file while there is an open writing handle on it") from None
+
+    monkeypatch.setattr(worker, "run_trial", interrupted_write)
+    with pytest.raises(KeyboardInterrupt):
+        worker._run_trial_or_stop(None, None, None)  # type: ignore[arg-type]
+
+    def broken_trial(*args: object) -> None:
+        raise ValueError("a plain bug")
+
+    monkeypatch.setattr(worker, "run_trial", broken_trial)
+    with pytest.raises(ValueError, match="a plain bug"):
+        worker._run_trial_or_stop(None, None, None)  # type: ignore[arg-type]

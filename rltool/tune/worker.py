@@ -33,6 +33,7 @@ from optuna.trial import TrialState
 
 from rltool.config import ExperimentConfig
 from rltool.errors import ConfigError, RltoolError, TrainingDivergedError
+from rltool.signals import caused_by_stop
 from rltool.tune.options import MAX_CONSECUTIVE_ERRORS, TuneError, TuneOptions
 from rltool.tune.trial import run_trial
 from rltool.type_aliases import Report
@@ -85,6 +86,18 @@ def _lost_race(study: optuna.Study, number: int, cap: int) -> bool:
     """Whether ``cap`` trials that will run (or ran) are numbered below trial ``number``."""
     states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
     return sum(1 for trial in study.get_trials(deepcopy=False, states=states) if trial.number < number) >= cap
+
+
+def _run_trial_or_stop(trial: optuna.Trial, config: ExperimentConfig, options: TuneOptions) -> Any:
+    """:func:`run_trial`, where a stop that a library turned into its own error stops the worker."""
+    try:
+        return run_trial(trial, config, options)
+    except optuna.TrialPruned:
+        raise
+    except Exception as error:
+        if caused_by_stop(error):
+            raise KeyboardInterrupt from error
+        raise
 
 
 def format_params(params: dict[str, Any]) -> str:
@@ -141,7 +154,7 @@ def run_worker(
             trial_started = time.monotonic()
             state.trials_run += 1
             try:
-                value, _ = run_trial(trial, config, options)
+                value, _ = _run_trial_or_stop(trial, config, options)
             except optuna.TrialPruned as pruned:
                 study.tell(trial, state=TrialState.PRUNED)
                 report(f"trial {trial.number}: {pruned} | {format_params(trial.params)}")
