@@ -321,36 +321,31 @@ def run_learning(
     return run.record(status, final_eval)
 
 
+@dataclass
 class _LearningRun:
     """The state of one :func:`run_learning` call, and its steps as methods."""
 
-    def __init__(
-        self,
-        model: Any,
-        config: ExperimentConfig,
-        run_dir: Path,
-        options: TrainOptions,
-        report: Report,
-        threads: int,
-        device: str,
-        reset_num_timesteps: bool,
-    ):
-        self.model, self.config, self.run_dir, self.options, self.report = (
-            model,
-            config,
-            run_dir,
-            options,
-            report,
-        )
-        self.threads, self.device, self.new_run = threads, device, reset_num_timesteps
-        self.start_steps = 0 if reset_num_timesteps else model.num_timesteps
-        # read before this segment refreshes it: the wall time and segments of earlier segments
-        self.previous = {} if reset_num_timesteps else read_train_json(run_dir)
-        self.started = time.perf_counter()
-        self.wall_time = 0.0
-        self.eval_env: Any = None
-        self.first_step: Any = None
-        self.checkpoint: Path | None = None
+    model: Any
+    config: ExperimentConfig
+    run_dir: Path
+    options: TrainOptions
+    report: Report
+    threads: int
+    device: str
+    new_run: bool  # reset_num_timesteps: a new run, not a resumed one
+    start_steps: int = 0
+    previous: dict[str, Any] = field(default_factory=dict)  # train.json of the earlier segments
+    started: float = field(default_factory=time.perf_counter)
+    wall_time: float = 0.0
+    eval_env: Any = None
+    first_step: Any = None
+    checkpoint: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not self.new_run:
+            self.start_steps = self.model.num_timesteps
+            # read before this segment refreshes it: the wall time and segments of earlier segments
+            self.previous = read_train_json(self.run_dir)
 
     # -- train.json ------------------------------------------------------------------------------
 

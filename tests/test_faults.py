@@ -360,22 +360,33 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     }
 
 
-def test_every_path_to_a_model_gives_the_same_evaluation_and_checkpoints_stand_in(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import shutil
+def cli_trained_cartpole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra_config: str, *options: str):
+    """Train a 256-step CartPole PPO in-process from ``tmp_path`` (the working folder).
 
+    :return: the CliRunner and the app, for the test's further commands.
+    """
     from typer.testing import CliRunner
 
     from rltool.cli.main import app
 
     runner = CliRunner()
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "n.yaml").write_text(
-        "env: CartPole-v1\nalgo: ppo\nseed: 1\nn_timesteps: 256\nn_steps: 64\nbatch_size: 64\nnormalize: true\n"
+    (tmp_path / "c.yaml").write_text(
+        "env: CartPole-v1\nalgo: ppo\nseed: 1\nn_timesteps: 256\nn_steps: 64\nbatch_size: 64\n" + extra_config
     )
-    common = ["--no-progress", "--no-tensorboard", "--eval-freq", "128", "--save-freq", "128"]
-    assert runner.invoke(app, ["train", "n.yaml", *common]).exit_code == 0
+    trained = runner.invoke(app, ["train", "c.yaml", "--no-progress", "--no-tensorboard", *options])
+    assert trained.exit_code == 0, trained.output
+    return runner, app
+
+
+def test_every_path_to_a_model_gives_the_same_evaluation_and_checkpoints_stand_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    runner, app = cli_trained_cartpole(
+        tmp_path, monkeypatch, "normalize: true\n", "--eval-freq", "128", "--save-freq", "128"
+    )
     run = "models/ppo-CartPole-v1/run-1"
 
     def rewards(*target: str) -> list[float]:
@@ -386,7 +397,7 @@ def test_every_path_to_a_model_gives_the_same_evaluation_and_checkpoints_stand_i
     final = rewards(run)
     assert rewards(f"{run}/model.zip") == final
     assert rewards(f"{run}/model.zip", "--env", "CartPole-v1") == final  # same env: the run's config
-    assert rewards("n.yaml") == final
+    assert rewards("c.yaml") == final
     assert rewards(f"{run}/best_model.zip") == rewards(run, "--best")
 
     # a run killed before its first save: only its checkpoints remain
@@ -406,17 +417,7 @@ def test_plot_and_report_skip_runs_without_episodes_and_list_them(
 ) -> None:
     import shutil
 
-    from typer.testing import CliRunner
-
-    from rltool.cli.main import app
-
-    runner = CliRunner()
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "c.yaml").write_text(
-        "env: CartPole-v1\nalgo: ppo\nseed: 1\nn_timesteps: 256\nn_steps: 64\nbatch_size: 64\n"
-    )
-    common = ["--no-progress", "--no-tensorboard", "--eval-freq", "0", "--seed"]
-    assert runner.invoke(app, ["train", "c.yaml", *common, "1"]).exit_code == 0
+    runner, app = cli_trained_cartpole(tmp_path, monkeypatch, "", "--eval-freq", "0", "--seed", "1")
     runs = Path("models/ppo-CartPole-v1")
     shutil.copytree(runs / "run-1", runs / "run-2")  # a crashed run: no finished episode, no final eval
     for monitor in (runs / "run-2" / "monitor").glob("*.csv"):
