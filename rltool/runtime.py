@@ -95,13 +95,17 @@ def _jax_started_with_threads(threads: int | None) -> None:
     to ``threads`` cores while the client starts, then given back to every thread of the process:
     the pool keeps its size, and its threads, EnvPool's and torch's may run on any core. If JAX
     already started in this process (an earlier run, an import that ran JAX code), its pool stays as
-    it is.
+    it is. Where the OS has no CPU masks (macOS, Windows), XLA keeps its own size and
+    :func:`xla_threads` says None.
     """
     global _xla_threads_started
     import jax
     from jax._src import xla_bridge
 
     if xla_bridge.backends_are_initialized():
+        return
+    if not hasattr(os, "sched_setaffinity"):  # macOS, Windows: no CPU masks, XLA sizes its own pool
+        jax.devices()
         return
     allowed = os.sched_getaffinity(0)
     count = len(allowed) if threads is None else max(1, min(threads, len(allowed)))

@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import inspect
 import json
+import os
 import pickle
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -161,7 +164,7 @@ def _xla_load(threads: str) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.skipif(len(__import__("os").sched_getaffinity(0)) < 2, reason="needs 2 usable cores")
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 usable cores")
 def test_threads_one_holds_xla_to_one_core_and_frees_the_mask_after() -> None:
     one = _xla_load("1")
     assert one["xla_threads"] == 1
@@ -171,6 +174,21 @@ def test_threads_one_holds_xla_to_one_core_and_frees_the_mask_after() -> None:
     assert one["masks"] == [one["allowed"]], "every thread may run on every core again after JAX started"
     default = _xla_load("-")
     assert default["xla_threads"] == default["allowed"] and default["masks"] == [default["allowed"]]
+
+
+def test_without_cpu_masks_jax_starts_with_its_own_pool() -> None:
+    """macOS and Windows have no sched_setaffinity: JAX starts as it would, and nothing breaks."""
+    code = (
+        "import os; del os.sched_setaffinity; "
+        "from rltool.runtime import set_threads, prepare_device, xla_threads; "
+        "set_threads(1, 'sbx'); print(prepare_device('cpu', 'sbx'), xla_threads())"
+    )
+    env = {**os.environ, "RLTOOL_JAX_CACHE": "off"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["cpu", "None"], result.stdout
 
 
 # ---------------------------------------------------------------------------
