@@ -118,7 +118,8 @@ def check_envpool_env(env_id: str, *, where: str = "env") -> None:
         known = envpool_env_ids()
     except ImportError:
         raise EnvError(
-            f"{where}: vec_env: envpool needs the envpool package (pip install 'rltool[fast]')"
+            f"{where}: vec_env: envpool needs the envpool package (pip install 'rltool[fast]', on Linux; "
+            "elsewhere use vec_env: dummy)"
         ) from None
     if env_id not in known:
         close = close_matches(env_id, known, count=5)
