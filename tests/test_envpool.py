@@ -514,3 +514,11 @@ def test_help_imports_no_envpool_and_refusals_import_no_torch(tmp_path: Path) ->
     result, modules = _imported_modules("train", str(config), "--vec-env", "envpool", cwd=tmp_path)
     assert result.returncode == 2 and "EnvPool has no env 'Taxi-v4'" in result.stderr.splitlines()[-1]
     assert "envpool" in modules and not {"torch", "stable_baselines3"} & modules
+
+
+def test_without_envpool_installed_one_line_says_where_it_installs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rltool.envs.registry import check_envpool_env
+
+    monkeypatch.setitem(sys.modules, "envpool", None)  # import envpool now raises ImportError
+    with pytest.raises(EnvError, match=r"needs the envpool package .*on Linux; elsewhere use vec_env: dummy"):
+        check_envpool_env("CartPole-v1", where="c.yaml: env")
