@@ -19,10 +19,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rltool.errors import ConfigError, OutputError, RltoolError, first_line
+from rltool.errors import ConfigError, OutputError, RltoolError, TrainingDivergedError, first_line
 
 #: file names of the libraries' modules that build networks from ``policy_kwargs``
 _POLICY_MODULES = ("policies.py", "torch_layers.py", "/torch/nn/", "distributions.py")
+
+
+def nan_policy_divergence(error: BaseException, step: int) -> TrainingDivergedError | None:
+    """:return: ``error`` as a divergence at ``step`` if it is torch rejecting NaN policy outputs, else None.
+
+    torch.distributions raises a ValueError on NaN logits before rltool's NaN guard sees them.
+    """
+    if isinstance(error, ValueError) and "nan" in str(error).lower():
+        return TrainingDivergedError(f"training diverged at step {step}: the policy produced NaN values")
+    return None
 
 
 class StartupError(ConfigError):

@@ -25,6 +25,7 @@ from rltool.errors import OutputError, RltoolError, TrainingDivergedError
 from rltool.failures import (
     StartupError,
     disk_failure,
+    nan_policy_divergence,
     quiet_writer_threads,
     startup_error,
     training_failure,
@@ -485,12 +486,9 @@ class _LearningRun:
         """:return: the one-line error for an exception that ended learning (no stop signal behind it)."""
         if isinstance(error, TrainingDivergedError):
             return self.diverged(str(error))
-        if isinstance(error, ValueError) and "nan" in str(error).lower():
-            # torch.distributions rejects NaN logits before our guard sees them
-            return self.diverged(
-                f"training diverged at step {self.model.num_timesteps}: the policy produced NaN values "
-                "(lower the learning rate); the last checkpoint is kept"
-            )
+        nan_policy = nan_policy_divergence(error, self.model.num_timesteps)
+        if nan_policy is not None:
+            return self.diverged(f"{nan_policy} (lower the learning rate); the last checkpoint is kept")
         if isinstance(error, RltoolError) and not isinstance(error, OutputError):
             return error
         return self.unexpected(error)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -360,7 +361,9 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     }
 
 
-def cli_trained_cartpole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra_config: str, *options: str):
+def cli_trained_cartpole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra_config: str, *options: str
+) -> tuple[Any, Any]:
     """Train a 256-step CartPole PPO in-process from ``tmp_path`` (the working folder).
 
     :return: the CliRunner and the app, for the test's further commands.

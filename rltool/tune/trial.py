@@ -11,6 +11,7 @@ import optuna
 
 from rltool.config import ExperimentConfig
 from rltool.errors import TrainingDivergedError
+from rltool.failures import nan_policy_divergence
 from rltool.tune.options import TuneOptions, trial_budget
 from rltool.tune.samplers import CONFIG_FIELDS, SAMPLERS
 
@@ -100,12 +101,10 @@ def run_trial(
         try:
             model.learn(total_timesteps=budget, callback=CallbackList([NanGuardCallback(), callback]))
         except ValueError as error:
-            # torch.distributions rejects NaN logits before the NaN guard sees them
-            if "nan" not in str(error).lower():
+            nan_policy = nan_policy_divergence(error, model.num_timesteps)
+            if nan_policy is None:
                 raise
-            raise TrainingDivergedError(
-                f"training diverged at step {model.num_timesteps}: the policy produced NaN values"
-            ) from None
+            raise nan_policy from None
         if pruned:
             raise optuna.TrialPruned(f"pruned after evaluation {len(evaluations)} ({evaluations[-1]:.2f})")
         if not evaluations:  # budget too small for the periodic evaluation to trigger

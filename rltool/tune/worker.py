@@ -92,8 +92,6 @@ def _run_trial_or_stop(trial: optuna.Trial, config: ExperimentConfig, options: T
     """:func:`run_trial`, where a stop that a library turned into its own error stops the worker."""
     try:
         return run_trial(trial, config, options)
-    except optuna.TrialPruned:
-        raise
     except Exception as error:
         if caused_by_stop(error):
             raise KeyboardInterrupt from error
